@@ -1,0 +1,8 @@
+"""EE-411 Homework 3: NumPy backprop (Part 1) and MLP / CNN experiments on KMNIST (Part 2)."""
+from .backprop import gradient, logistic_loss, predict, sigmoid, stable_logistic_loss
+from .data import (CLASSES, DeviceLoader, RandomPermutation, device_loaders, kmnist_splits, load_kmnist,
+                   resolve_data_dir, split_indices, standard_loaders)
+
+__all__ = ["predict", "logistic_loss", "stable_logistic_loss", "gradient", "sigmoid",
+           "CLASSES", "DeviceLoader", "RandomPermutation", "device_loaders", "kmnist_splits", "load_kmnist",
+           "resolve_data_dir", "split_indices", "standard_loaders"]

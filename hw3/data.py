@@ -1,0 +1,286 @@
+"""KMNIST: verified loading, a reproducible stratified split, transforms and two batch routes.
+
+Two ways to batch the same samples:
+- `standard_loaders`: torchvision dataset + per-sample transforms + DataLoader (question 2.1).
+- `DeviceLoader`: each split transformed once into one tensor on the training device, shuffled
+  each epoch with torch.randperm and batched by slicing (what training uses: no per-sample Python).
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from urllib.error import URLError
+
+import torch
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets, transforms
+from torchvision.datasets.utils import calculate_md5
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+SPLIT_SEED = 411  # the train/validation split: fixed, so every run on every machine sees the same one
+N_VAL = 10_000
+
+# (romanised, hiragana) for labels 0..9, as in the KMNIST README.
+CLASSES = [("o", "お"), ("ki", "き"), ("su", "す"), ("tsu", "つ"), ("na", "な"),
+           ("ha", "は"), ("ma", "ま"), ("ya", "や"), ("re", "れ"), ("wo", "を")]
+
+# md5 of the decompressed IDX files that torchvision reads (the .gz md5s are torchvision's own,
+# checked by its downloader). Tests point this table at synthetic files.
+RAW_MD5 = {
+    "train-images-idx3-ubyte": "92be26ec9822e900ac425d0a0aa84ced",
+    "train-labels-idx1-ubyte": "949e75301f8813e0dc5800dcc320fc52",
+    "t10k-images-idx3-ubyte": "bf305b8cd328700fbc17f5acbc2856d2",
+    "t10k-labels-idx1-ubyte": "9f55f451c0988b028eccdf7d5cc265ab",
+}
+DOWNLOAD_TRIES = 3
+DOWNLOAD_TIMEOUT_S = 60
+
+
+class DataUnavailableError(RuntimeError):
+    """KMNIST is neither on disk nor downloadable."""
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data folder: the argument, else $HW3_DATA_DIR, else the project's data/."""
+    chosen = data_dir if data_dir is not None else os.environ.get("HW3_DATA_DIR") or DEFAULT_DATA_DIR
+    return Path(chosen).expanduser().resolve()
+
+
+def raw_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Where torchvision keeps the IDX files: <data_dir>/KMNIST/raw."""
+    return resolve_data_dir(data_dir) / "KMNIST" / "raw"
+
+
+def _missing_files_message(raw: Path, why: str) -> str:
+    gz = dict(datasets.KMNIST.resources)
+    rows = "\n".join(f"  {name}.gz  (md5 {gz[name + '.gz']}; decompressed md5 {md5})" for name, md5 in RAW_MD5.items())
+    return (f"KMNIST is not available: {why}\n"
+            f"Put these four files (from https://github.com/rois-codh/kmnist, .gz or decompressed) in\n  {raw}\n{rows}\n"
+            f"or point HW3_DATA_DIR (or data_dir=...) at a folder that holds KMNIST/raw/.")
+
+
+def _bad_files(raw: Path) -> dict[str, str]:
+    """Files that are missing or whose md5 differs from RAW_MD5: {name: reason}."""
+    bad = {}
+    for name, want in RAW_MD5.items():
+        path = raw / name
+        if not path.exists():
+            bad[name] = "missing"
+            continue
+        got = calculate_md5(str(path))
+        if got != want:
+            bad[name] = f"md5 {got}, expected {want} (corrupt or partial file)"
+    return bad
+
+
+def _set_aside(raw: Path, names) -> None:
+    """Rename corrupt files to *.corrupt so that nothing, torchvision included, reads them as valid."""
+    for name in names:
+        for path in (raw / name, raw / f"{name}.gz"):
+            if path.exists():
+                path.replace(path.with_name(path.name + ".corrupt"))
+
+
+def _download(root: Path) -> None:
+    """torchvision's download (md5-checked .gz, then extraction), retried with a socket timeout."""
+    last = None
+    old_timeout = socket.getdefaulttimeout()
+    for attempt in range(1, DOWNLOAD_TRIES + 1):
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # the mirror can hang; torchvision sets no timeout
+        try:
+            datasets.KMNIST(str(root), train=True, download=True)
+            return
+        except (RuntimeError, URLError, OSError) as e:
+            last = e
+            if attempt < DOWNLOAD_TRIES:
+                time.sleep(2 ** attempt)
+        finally:
+            socket.setdefaulttimeout(old_timeout)
+    raise DataUnavailableError(
+        _missing_files_message(root / "KMNIST" / "raw", f"download failed {DOWNLOAD_TRIES} times; last error: {last}"))
+
+
+def ensure_kmnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Make sure the four IDX files are present and md5-verified; download them if allowed. Returns the root."""
+    root = resolve_data_dir(data_dir)
+    raw = root / "KMNIST" / "raw"
+    bad = _bad_files(raw)
+    if not bad:
+        return root
+    corrupt = {n: why for n, why in bad.items() if why != "missing"}
+    if corrupt and not os.access(raw, os.W_OK):
+        raise DataUnavailableError(_missing_files_message(raw, f"corrupt files in a read-only folder: {corrupt}"))
+    _set_aside(raw, corrupt)
+    if not download:
+        raise DataUnavailableError(_missing_files_message(raw, f"download disabled and files not usable: {bad}"))
+    _download(root)
+    bad = _bad_files(raw)
+    if bad:
+        _set_aside(raw, [n for n, why in bad.items() if why != "missing"])
+        raise DataUnavailableError(_missing_files_message(raw, f"downloaded files failed verification: {bad}"))
+    return root
+
+
+@lru_cache(maxsize=4)
+def _load_cached(root: str) -> dict[str, torch.Tensor]:
+    try:
+        train = datasets.KMNIST(root, train=True, download=False)
+        test = datasets.KMNIST(root, train=False, download=False)
+    except (AssertionError, RuntimeError, ValueError) as e:  # torchvision asserts on malformed IDX
+        raise ValueError(f"KMNIST files under {root} could not be parsed as IDX: {e!r}") from e
+    return {"train_images": train.data, "train_labels": train.targets,
+            "test_images": test.data, "test_labels": test.targets}
+
+
+def load_kmnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> dict[str, torch.Tensor]:
+    """The verified raw arrays: train/test images (N, 28, 28) uint8 and labels (N,) int64."""
+    return _load_cached(str(ensure_kmnist(data_dir, download)))
+
+
+def split_indices(labels: torch.Tensor, n_val: int = N_VAL, seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stratified train/validation split of range(len(labels)): the same on every machine for one seed."""
+    n = len(labels)
+    if not 0 < n_val < n:
+        raise ValueError(f"n_val must be between 1 and {n - 1} for {n} samples, got {n_val}")
+    g = torch.Generator().manual_seed(seed)  # CPU generator: identical streams on every machine
+    perm = torch.randperm(n, generator=g)
+    counts = torch.bincount(labels, minlength=int(labels.max()) + 1)
+    # validation quota per class proportional to its size; largest remainders absorb the rounding
+    exact = counts.double() * n_val / n
+    quota = exact.floor().long()
+    short = n_val - int(quota.sum())
+    quota[torch.argsort(exact - quota, descending=True, stable=True)[:short]] += 1
+    order = perm[torch.argsort(labels[perm], stable=True)]  # shuffled, then grouped by class
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(n) - starts[labels[order]]
+    is_val = rank < quota[labels[order]]
+    return order[~is_val].sort().values, order[is_val].sort().values
+
+
+# ---------------------------------------------------------------------------------------------
+# transforms
+
+
+class RandomPermutation:
+    """A fixed random permutation of an image's pixels, drawn once at construction (seedable)."""
+
+    def __init__(self, num_features: int, seed: int | None = None):
+        if num_features <= 0:
+            raise ValueError(f"num_features must be positive, got {num_features}")
+        self.num_features = num_features
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        self.reindex = torch.randperm(num_features, generator=g)
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        """Permute one image (any shape with num_features elements); the shape is kept."""
+        assert self.num_features == img.numel(), f"expected {self.num_features} pixels, got {img.numel()} in shape {tuple(img.shape)}"
+        return img.reshape(-1)[self.reindex.to(img.device)].view(img.shape)
+
+    def batch(self, x: torch.Tensor) -> torch.Tensor:
+        """Permute every image of a batch (N, ...) with the same permutation."""
+        assert self.num_features == x[0].numel(), f"expected {self.num_features} pixels per image, got shape {tuple(x.shape)}"
+        return x.reshape(len(x), -1)[:, self.reindex.to(x.device)].view(x.shape)
+
+    def __repr__(self) -> str:
+        return f"RandomPermutation(num_features={self.num_features})"
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """ToTensor + Normalize(mean, std) [+ RandomPermutation, last], per sample or for a whole split."""
+
+    mean: float
+    std: float
+    permutation: RandomPermutation | None = None
+
+    def per_sample(self) -> transforms.Compose:
+        """The torchvision transform for a PIL image, as the DataLoader route uses it."""
+        steps = [transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))]
+        return transforms.Compose(steps + ([self.permutation] if self.permutation else []))
+
+    def batch(self, images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The same transform on a uint8 batch (N, 28, 28) at once: float32 (N, 1, 28, 28) on device."""
+        x = images.to(device).unsqueeze(1).float().div_(255.0)  # what ToTensor does to a uint8 image
+        x = (x - self.mean) / self.std
+        return self.permutation.batch(x) if self.permutation else x
+
+
+def preprocess_for(train_images: torch.Tensor, permutation: RandomPermutation | None = None) -> Preprocess:
+    """Normalisation statistics from the training images only (never validation or test)."""
+    x = train_images.double() / 255.0
+    return Preprocess(float(x.mean()), float(x.std()), permutation)
+
+
+@dataclass
+class KMNISTSplits:
+    """Raw uint8 images and labels of the train / val / test splits, and the preprocessing to apply."""
+
+    images: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]
+    preprocess: Preprocess
+
+
+def kmnist_splits(data_dir: str | os.PathLike | None = None, permutation: RandomPermutation | None = None,
+                  download: bool = True, n_val: int = N_VAL, seed: int = SPLIT_SEED) -> KMNISTSplits:
+    """50,000 train / 10,000 validation (stratified, seeded) / 10,000 test, with their preprocessing."""
+    raw = load_kmnist(data_dir, download)
+    tr, va = split_indices(raw["train_labels"], n_val, seed)
+    images = {"train": raw["train_images"][tr], "val": raw["train_images"][va], "test": raw["test_images"]}
+    labels = {"train": raw["train_labels"][tr], "val": raw["train_labels"][va], "test": raw["test_labels"]}
+    return KMNISTSplits(images, labels, preprocess_for(images["train"], permutation))
+
+
+def standard_loaders(data_dir: str | os.PathLike | None = None, batch_size: int = 64,
+                     permutation: RandomPermutation | None = None, download: bool = True,
+                     num_workers: int = 0, n_val: int = N_VAL, seed: int = SPLIT_SEED) -> dict[str, DataLoader]:
+    """The textbook route: torchvision datasets, per-sample transforms, DataLoader (train shuffled)."""
+    root = str(ensure_kmnist(data_dir, download))
+    raw = load_kmnist(root, download=False)
+    tr, va = split_indices(raw["train_labels"], n_val, seed)
+    tf = preprocess_for(raw["train_images"][tr], permutation).per_sample()
+    train_full = datasets.KMNIST(root, train=True, transform=tf)
+    test = datasets.KMNIST(root, train=False, transform=tf)
+    sets = {"train": Subset(train_full, tr.tolist()), "val": Subset(train_full, va.tolist()), "test": test}
+    return {k: DataLoader(v, batch_size=batch_size, shuffle=(k == "train"), num_workers=num_workers)
+            for k, v in sets.items()}
+
+
+class DeviceLoader:
+    """Batches of one split held as tensors on the device: shuffled each epoch by randperm, sliced."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0):
+        if len(x) != len(y):
+            raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        self.generator = torch.Generator().manual_seed(seed)  # on the CPU: same order on every device
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __iter__(self):
+        x, y = self.x, self.y
+        if self.shuffle:
+            perm = torch.randperm(len(x), generator=self.generator).to(x.device)
+            x, y = x[perm], y[perm]  # one gather per epoch; every batch is then a contiguous slice
+        for i in range(0, len(x), self.batch_size):
+            yield x[i:i + self.batch_size], y[i:i + self.batch_size]
+
+
+def device_loaders(splits: KMNISTSplits, batch_size: int = 64, device: torch.device | str = "cpu",
+                   seed: int = 0, eval_batch_size: int = 1000) -> dict[str, DeviceLoader]:
+    """DeviceLoaders for train (shuffled, seeded), val and test, each split preprocessed once on device."""
+    out = {}
+    for name in ("train", "val", "test"):
+        x = splits.preprocess.batch(splits.images[name], device)
+        y = splits.labels[name].to(device)
+        bs = batch_size if name == "train" else eval_batch_size
+        out[name] = DeviceLoader(x, y, bs, shuffle=(name == "train"), seed=seed)
+    return out
