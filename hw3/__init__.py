@@ -2,7 +2,11 @@
 from .backprop import gradient, logistic_loss, predict, sigmoid, stable_logistic_loss
 from .data import (CLASSES, DeviceLoader, RandomPermutation, device_loaders, kmnist_splits, load_kmnist,
                    resolve_data_dir, split_indices, standard_loaders)
+from .device import environment_summary, pick_device
+from .experiments import Config, RunSettings, run_experiment, run_group
+from .models import CNN, MLP, count_parameters
 
 __all__ = ["predict", "logistic_loss", "stable_logistic_loss", "gradient", "sigmoid",
            "CLASSES", "DeviceLoader", "RandomPermutation", "device_loaders", "kmnist_splits", "load_kmnist",
-           "resolve_data_dir", "split_indices", "standard_loaders"]
+           "resolve_data_dir", "split_indices", "standard_loaders", "environment_summary", "pick_device",
+           "Config", "RunSettings", "run_experiment", "run_group", "CNN", "MLP", "count_parameters"]

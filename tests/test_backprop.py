@@ -8,6 +8,7 @@ import pytest
 
 import hw3.backprop as bp
 from hw3 import gradient, logistic_loss, predict, stable_logistic_loss
+from hw3.gradcheck import relative_error, numerical_gradient
 
 D, K, B = 7, 5, 11
 
@@ -77,28 +78,16 @@ def test_stable_logistic_loss_extremes_exact_and_silent():
     assert stable_logistic_loss(np.ones(1), np.array([30.0])) == pytest.approx(np.log1p(np.exp(-30.0)), rel=1e-12)
 
 
-def numeric_grad(X, y, W, h=1e-6):
-    """Central differences of the average stable loss, one weight at a time (test helper only)."""
-    out = {}
-    for key in W:
-        g = np.zeros_like(W[key])
-        for idx in np.ndindex(W[key].shape):
-            Wp = {k: v.copy() for k, v in W.items()}
-            Wm = {k: v.copy() for k, v in W.items()}
-            Wp[key][idx] += h
-            Wm[key][idx] -= h
-            g[idx] = (stable_logistic_loss(y, predict(X, Wp)[1]) - stable_logistic_loss(y, predict(X, Wm)[1])) / (2 * h)
-        out[key] = g
-    return out
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_gradient_matches_finite_differences(seed):
     X, y, W = make(seed)
-    g, n = gradient(X, y, W), numeric_grad(X, y, W)
+    g, n = gradient(X, y, W), numerical_gradient(X, y, W)
     for k in W:
         assert g[k].shape == W[k].shape
         np.testing.assert_allclose(g[k], n[k], rtol=1e-6, atol=1e-9)
+    assert relative_error(g, n) < 1e-7
+    wrong = {"w_1": g["w_1"], "w_2": 1.01 * g["w_2"]}
+    assert relative_error(wrong, n) > 1e-3  # the check does notice a wrong gradient
 
 
 def autograd_grad(X, y, W):

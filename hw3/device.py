@@ -1,0 +1,35 @@
+"""Pick the fastest available device: CUDA, then Apple's MPS, then the CPU."""
+from __future__ import annotations
+
+import torch
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """The device to train on: `name` if given (e.g. 'cpu'), else cuda > mps > cpu."""
+    if name:
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe(device: torch.device) -> str:
+    """A one-line description of the device, e.g. 'cuda (NVIDIA H100)' or 'cpu (2 threads)'."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def environment_summary() -> str:
+    """Device and library versions, for the top of the notebook."""
+    import platform
+
+    import numpy
+    import torchvision
+    dev = pick_device()
+    return (f"device: {describe(dev)} | python {platform.python_version()} | torch {torch.__version__} | "
+            f"torchvision {torchvision.__version__} | numpy {numpy.__version__}")

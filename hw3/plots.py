@@ -1,0 +1,212 @@
+"""Figures and tables: sample grids, learning curves, summary tables, confusion matrix, mistakes."""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .data import CLASSES, KMNISTSplits
+
+try:  # a Japanese font (IPAex Gothic) so that the hiragana class names render
+    import matplotlib_fontja  # noqa: F401
+    HIRAGANA = True
+except ImportError:  # pragma: no cover - the romanised names are shown instead
+    HIRAGANA = False
+
+
+def class_name(label: int) -> str:
+    """'お (o)' when a Japanese font is available, else 'o'."""
+    roman, kana = CLASSES[label]
+    return f"{kana} ({roman})" if HIRAGANA else roman
+
+
+def _pick_per_class(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in range(len(CLASSES)):
+        idx = torch.nonzero(labels == c).flatten()
+        picks.append(idx[torch.randperm(len(idx), generator=g)[:per_class]])
+    return torch.stack(picks)  # (classes, per_class)
+
+
+def show_samples(splits: KMNISTSplits, split: str = "train", per_class: int = 8, seed: int = 0,
+                 permuted: KMNISTSplits | None = None) -> plt.Figure:
+    """A grid of `per_class` samples per class, labelled; with `permuted`, the same samples permuted beside them."""
+    picks = _pick_per_class(splits.labels[split], per_class, seed)
+    panels = [("as loaded", splits)] + ([("after RandomPermutation", permuted)] if permuted is not None else [])
+    fig, axes = plt.subplots(len(CLASSES), per_class * len(panels), figsize=(1.0 * per_class * len(panels) + 1.2, 10.5),
+                             squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.05})
+    for p, (title, s) in enumerate(panels):
+        # what the model sees (normalised, maybe permuted), shown in grey levels
+        imgs = s.preprocess.batch(s.images[split][picks.flatten()]).view(len(CLASSES), per_class, 28, 28)
+        for c in range(len(CLASSES)):
+            for j in range(per_class):
+                ax = axes[c, p * per_class + j]
+                ax.imshow(imgs[c, j].numpy(), cmap="gray_r")
+                ax.set_xticks([]), ax.set_yticks([])
+                if j == 0 and p == 0:
+                    ax.set_ylabel(class_name(c), rotation=0, ha="right", va="center", fontsize=12)
+        axes[0, p * per_class + per_class // 2].set_title(title, fontsize=12)
+    fig.suptitle(f"KMNIST {split} split: {per_class} samples per class", y=0.92)
+    return fig
+
+
+def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Moving average (window clipped to the data) so that per-step curves are readable."""
+    window = max(1, min(window, len(values)))
+    c = np.cumsum(np.insert(values, 0, 0.0))
+    out = np.empty_like(values)
+    out[window - 1:] = (c[window:] - c[:-window]) / window
+    out[:window - 1] = c[1:window] / np.arange(1, window)
+    return out
+
+
+def run_labels(results: list[dict]) -> list[str]:
+    """Legend names: the optimizer when all runs share model and data, else model, data and optimizer."""
+    if len({(r["config"]["model"], r["config"]["dataset"]) for r in results}) == 1:
+        return [r["label"] for r in results]
+    return [f"{r['config']['model'].upper()} {r['config']['dataset']} {r['label']}" for r in results]
+
+
+def plot_learning_curves(results: list[dict], title: str = "", smooth_steps: int = 50,
+                         labels: list[str] | None = None) -> plt.Figure:
+    """Training (solid, per step, smoothed) and validation (dashed, per epoch) loss of each run, log scale,
+    with steps on the bottom axis and epochs on the top one; validation accuracy in a second panel."""
+    fig, (ax, ax_acc) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    spe = results[0]["history"]["steps_per_epoch"]
+    labels = labels or run_labels(results)
+    for i, r in enumerate(results):
+        h, color, name = r["history"], colors[i % len(colors)], labels[i]
+        step_loss = np.array([np.nan if v is None else v for v in h["step_loss"]], dtype=float)
+        steps = np.arange(1, len(step_loss) + 1)
+        ax.plot(steps, step_loss, color=color, alpha=0.15, lw=0.5)
+        ax.plot(steps, _smooth(step_loss, smooth_steps), color=color, lw=1.5, label=f"{name} train")
+        val = np.array([np.nan if v is None else v for v in h["val_loss"]], dtype=float)
+        ax.plot(np.array(h["epoch"]) * spe, val, "--o", color=color, ms=3, lw=1.2, label=f"{name} val")
+        acc = np.array([np.nan if v is None else v for v in h["val_acc"]], dtype=float)
+        ax_acc.plot(h["epoch"], 100 * acc, "--o", color=color, ms=3, label=name)
+        if h["diverged"]:
+            x = h["diverged_step"] or 1
+            ax.axvline(x, color=color, ls=":", lw=1)
+            ax.annotate("diverged (non-finite loss)", (x, 0.98), xycoords=("data", "axes fraction"),
+                        color=color, rotation=90, va="top", ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("training step (batch of 64)")
+    ax.set_ylabel("cross-entropy loss (log scale)")
+    top = ax.secondary_xaxis("top", functions=(lambda s: s / spe, lambda e: e * spe))
+    top.set_xlabel("epoch")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("validation accuracy (%)")
+    ax_acc.grid(True, alpha=0.3)
+    finite = [100 * a for r in results for a in r["history"]["val_acc"][1:] if a is not None]
+    if finite:
+        ax_acc.set_ylim(max(0, min(max(finite) - 15, min(finite) - 1)), 100)
+    ax_acc.legend(fontsize=8)
+    ax_acc.set_title("validation accuracy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def summary_table(results: list[dict]) -> str:
+    """A fixed-width table: final train/val loss, val/test accuracy, time, parameters, per run."""
+    head = f"{'model':6} {'data':8} {'optimizer':22} {'train loss':>10} {'val loss':>9} {'val acc':>8} {'test acc':>8} {'time':>7} {'params':>7}"
+    rows = [head, "-" * len(head)]
+    for r in results:
+        c, f = r["config"], r["final"]
+        name = r["label"] + (" (diverged)" if f["diverged"] else "")
+        rows.append(f"{c['model']:6} {c['dataset']:8} {name:22} {_fmt(f['train_loss'], '10.4f')} {_fmt(f['val_loss'], '9.4f')} "
+                    f"{_pct(f['val_acc']):>8} {_pct(f['test_acc']):>8} "
+                    f"{r['wall_time_s']:6.0f}s {r['n_params']:7d}")
+    return "\n".join(rows)
+
+
+def plot_confusion(y_true: torch.Tensor, y_pred: torch.Tensor, title: str = "") -> plt.Figure:
+    """Confusion matrix (counts, rows = true class), class names on both axes."""
+    n = len(CLASSES)
+    cm = torch.bincount(y_true * n + y_pred, minlength=n * n).view(n, n).numpy()
+    fig, ax = plt.subplots(figsize=(7, 6))
+    im = ax.imshow(np.log1p(cm), cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
+                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+    names = [class_name(c) for c in range(n)]
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix")
+    fig.colorbar(im, ax=ax, label="log(1 + count)")
+    fig.tight_layout()
+    return fig
+
+
+def show_mistakes(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor, n: int = 24, cols: int = 8) -> plt.Figure:
+    """The first `n` misclassified images (uint8, N x 28 x 28) with true and predicted class names."""
+    wrong = torch.nonzero(y_true != y_pred).flatten()[:n]
+    rows = max(1, math.ceil(len(wrong) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong.tolist()):
+        ax.imshow(images[i].numpy(), cmap="gray_r")
+        ax.set_title(f"true {class_name(int(y_true[i]))}\npred {class_name(int(y_pred[i]))}", fontsize=8)
+    fig.suptitle(f"{len(wrong)} of {int((y_true != y_pred).sum())} misclassified test images")
+    fig.tight_layout()
+    return fig
+
+
+def run_facts(results: list[dict]) -> str:
+    """Plain-text facts the written answers rest on: best validation epoch, over-fitting signs, val-test gap."""
+    lines = []
+    for r, name in zip(results, run_labels(results)):
+        h, f = r["history"], r["final"]
+        accs = [a if a is not None else -1 for a in h["val_acc"]]
+        losses = [v if v is not None else float("inf") for v in h["val_loss"]]
+        best_acc_ep = max(range(len(accs)), key=accs.__getitem__)
+        best_loss_ep = min(range(len(losses)), key=losses.__getitem__)
+        line = (f"{name}: best val acc {_pct(h['val_acc'][best_acc_ep])} at epoch {h['epoch'][best_acc_ep]}, "
+                f"final {_pct(f['val_acc'])}; min val loss {_fmt(losses[best_loss_ep], '.4f')} at epoch "
+                f"{h['epoch'][best_loss_ep]}, final {_fmt(f['val_loss'], '.4f')}")
+        if f["train_loss"] is not None and f["val_loss"] is not None:
+            line += f"; final train loss {f['train_loss']:.4f}"
+        if f["test_acc"] is not None and f["val_acc"] is not None:
+            line += f"; test - val = {100 * (f['test_acc'] - f['val_acc']):+.2f} points"
+        if f["diverged"]:
+            line += f"; DIVERGED at step {h['diverged_step']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def ablation_table(baseline: dict, rows: list[dict], final: dict) -> str:
+    """Bonus ablation: the homework CNN, each added idea (validation only), then the final model with its test accuracy."""
+    head = f"{'configuration':44} {'epochs':>6} {'val acc':>8} {'val+TTA':>8} {'test acc':>8} {'time':>6} {'params':>7}"
+    out = [head, "-" * len(head)]
+    b = baseline
+    out.append(f"{'homework CNN, SGD-Nesterov (2.3)':44} {b['config']['epochs']:6d} {_pct(b['final']['val_acc']):>8} "
+               f"{'-':>8} {'-':>8} {b['wall_time_s']:5.0f}s {b['n_params']:7d}")
+    for r in rows:
+        f = r["final"]
+        out.append(f"{r['label']:44} {r['config']['epochs']:6d} {_pct(f['val_acc']):>8} {_pct(f['val_acc_tta']):>8} "
+                   f"{'-':>8} {r['wall_time_s']:5.0f}s {r['n_params']:7d}")
+    f = final["final"]
+    name = f"final: all of the above{' + TTA' if f['use_tta'] else ''}, width {final['config']['width']}"
+    out.append(f"{name:44} {final['config']['epochs']:6d} {_pct(f['val_acc']):>8} {_pct(f['val_acc_tta']):>8} "
+               f"{_pct(f['test_acc']):>8} {final['wall_time_s']:5.0f}s {final['n_params']:7d}")
+    out.append(f"(test accuracy of the final model only, evaluated once{' with TTA' if f['use_tta'] else ''}; "
+               f"trained on {final['device']})")
+    return "\n".join(out)

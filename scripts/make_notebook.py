@@ -1,0 +1,373 @@
+"""Write homework3.ipynb (unexecuted) from the cells below; execute it with the README's command.
+
+Keeping the notebook's source here makes its diffs readable; the committed .ipynb carries the outputs.
+"""
+from pathlib import Path
+
+import nbformat as nbf
+
+CELLS: list[tuple[str, str]] = []
+
+
+def md(text: str) -> None:
+    CELLS.append(("md", text.strip("\n")))
+
+
+def code(text: str) -> None:
+    CELLS.append(("code", text.strip("\n")))
+
+
+md(r"""
+# EE-411 Homework 3: Neural networks
+
+Part 1 implements and differentiates a one-hidden-layer sigmoid network by hand in NumPy; Part 2
+trains MLPs and CNNs on KMNIST. The code lives in the package `hw3/` (tested by `pytest`); the cells
+below call it, show its output and answer each question underneath.
+
+**Running it.** Locally: `pip install -r requirements.txt`, then run all cells (see the README).
+On Colab: upload the project folder (or clone it), open this notebook from it, pick a GPU runtime and
+run all cells. Finished training runs are cached as JSON under `results/`, so a re-run (or a Colab
+reconnect) only trains what is missing.
+""")
+
+code(r"""
+# Setup: install only what is missing (never torch), then report the device and versions.
+import importlib.util, subprocess, sys
+missing = [pkg for pkg, mod in [("matplotlib-fontja", "matplotlib_fontja"), ("tqdm", "tqdm")]
+           if importlib.util.find_spec(mod) is None]
+if missing:
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", *missing], check=True)
+if importlib.util.find_spec("hw3") is None:
+    raise ModuleNotFoundError("hw3 not found: open this notebook from the project folder (README: 'Colab')")
+
+import warnings
+import torch
+import numpy as np
+import matplotlib.pyplot as plt
+import hw3
+from hw3 import plots, experiments
+%matplotlib inline
+print(hw3.environment_summary())
+""")
+
+code(r"""
+# The one place for settings. DATA_DIR=None means $HW3_DATA_DIR if set, else data/ (downloaded on first use).
+RUN = experiments.RunSettings.quick_if_requested(epochs=20, batch_size=64, seed=0, data_dir=None)
+print(RUN)
+""")
+
+md(r"""
+# Part 1: Backpropagation with logistic loss
+
+Samples are the rows of `X` (B x D), so the first layer of eq. (1), $\mathbf z^{(1)} = \mathbf W^{(1)}\mathbf x^{(0)}$
+for one column vector, becomes `Z1 = X @ w_1` for the whole batch with $\mathbf W^{(1)} = $ `w_1`$^\top$
+(`w_1` is D x K). Likewise $z^{(2)} = (\mathbf w^{(2)})^\top \mathbf x^{(1)}$ becomes `X1 @ w_2`.
+The code is in `hw3/backprop.py`; none of its functions contains a loop.
+
+## 1.1 `predict(X, W)`
+""")
+
+code(r"""
+D, K, B = 7, 5, 4
+rng = np.random.default_rng(0)
+X = rng.normal(size=(B, D))
+W = {"w_1": rng.normal(size=(D, K)), "w_2": rng.normal(size=(K, 1))}
+z1, z2, y_hat = hw3.predict(X, W)
+print("z1", z1.shape, "\n", z1.round(3))
+print("z2", z2.shape, z2.round(3))
+print("y_hat", y_hat.shape, y_hat.round(3))
+""")
+
+md(r"""
+`predict` returns, for every sample, the hidden pre-activations $\mathbf z^{(1)}_i$ (a row of `z1`), the
+output logit $z^{(2)}_i$ and the prediction $\hat y_i=\sigma(z^{(2)}_i)$, all by matrix products over the
+whole batch. The sigmoid is evaluated as $1/(1+e^{-|z|})$ or $e^{-|z|}/(1+e^{-|z|})$ depending on the
+sign of $z$, so it never exponentiates a large positive number: no overflow warning for any finite input.
+Bad input (wrong shapes, a missing key, NaN/inf) raises an error that says what was expected.
+
+## 1.2 `logistic_loss(y, y_hat)`
+""")
+
+code(r"""
+y = np.array([1.0, 0.0, 1.0, 0.0])
+print("a sensible batch:", hw3.logistic_loss(y, np.array([0.9, 0.2, 0.6, 0.1])))
+with warnings.catch_warnings():
+    warnings.simplefilter("always")   # show NumPy's warnings every time
+    print("y_hat = 0, y = 0:", hw3.logistic_loss(np.zeros(4), np.zeros(4)))
+""")
+
+md(r"""
+**Why `nan`?** With $y=0$ and $\hat y=0$, eq. (3) reads $-0\cdot\log 0-(1-0)\log(1-0)$. The second term
+is $-\log 1 = 0$, but the first is $0\cdot\log 0 = 0\cdot(-\infty)$, which IEEE-754 arithmetic defines
+as `nan` (NumPy warns twice: *divide by zero* in `log`, then *invalid value* in the product). The
+average of anything with a `nan` is `nan`.
+
+Mathematically the loss of this prediction is **0**: it is a perfect prediction, and the term
+$y\log\hat y$ is meant to be absent when $y=0$ (its limit, $\lim_{y\to0} y\log y = 0$, is also 0). So the
+formula is right but its literal floating-point evaluation is not. The case is not hypothetical either:
+a sigmoid never outputs exactly 0 for a finite input, but in float64 $\sigma(z)$ rounds to 0 for
+$z \lesssim -745$ (and to 1 for $z \gtrsim 37$, where $\log(1-\hat y)$ breaks in the same way), so a
+confident network feeding probabilities into this loss can produce `nan` or `inf` and poison training.
+
+## 1.3 `stable_logistic_loss(y, z_2)`
+""")
+
+code(r"""
+z = -1e10 * np.ones(4)
+with warnings.catch_warnings():
+    warnings.simplefilter("error")    # any overflow/invalid warning would raise here
+    print("y = 0, z2 = -1e10:", hw3.stable_logistic_loss(np.zeros(4), z))
+    print("y = 1, z2 = -1e10:", hw3.stable_logistic_loss(np.ones(4), z))
+    print("sigmoid(-1e10) =", hw3.sigmoid(z)[0], "-> the naive loss would need log(0)")
+""")
+
+md(r"""
+Working with the logit $z$ instead of $\hat y=\sigma(z)$:
+$-\log\sigma(z)=\log(1+e^{-z})$ and $-\log(1-\sigma(z))=\log(1+e^{z})$, so
+
+$$\mathcal L(y,z) = y\,\log(1+e^{-z}) + (1-y)\log(1+e^{z}) = y\,\mathrm{logaddexp}(0,-z) + (1-y)\,\mathrm{logaddexp}(0,z).$$
+
+`np.logaddexp(0, t)` computes $\log(e^0+e^t)$ as $\max(0,t)+\log(1+e^{-|t|})$ (with `log1p`): it only ever
+exponentiates a non-positive number, so nothing overflows, and it never takes $\log 0$. For
+$y=0,\ z=-10^{10}$ the loss is $\log(1+e^{-10^{10}})$, which is $0$ to machine precision: the correct
+answer for a confident correct prediction, where 1.2 gave `nan`. With $y=1$ the same logit is a
+confident *wrong* prediction and the loss is $10^{10}$, exact and finite, where the naive formula gives
+$-\log 0 = \infty$. No warning is raised in either case.
+
+## 1.4 Gradients by backpropagation
+
+**Forward pass** for one pair $(\mathbf x, y)$, with $\mathbf x^{(0)}=\mathbf x\in\mathbb R^D$,
+$\mathbf W^{(1)}\in\mathbb R^{K\times D}$, $\mathbf w^{(2)}\in\mathbb R^{K}$:
+
+$$z^{(1)}_i=\sum_{j=1}^D w^{(1)}_{ij}x^{(0)}_j,\qquad x^{(1)}_i=\sigma(z^{(1)}_i),\qquad
+z^{(2)}=\sum_{i=1}^K w^{(2)}_i x^{(1)}_i,\qquad \hat y=\sigma(z^{(2)}),$$
+$$\mathcal L = -y\log\hat y-(1-y)\log(1-\hat y).$$
+
+We use $\sigma'(z)=\sigma(z)\,(1-\sigma(z))$, which follows from $\sigma(z)=(1+e^{-z})^{-1}$:
+$\sigma'(z)=e^{-z}(1+e^{-z})^{-2}=\sigma(z)\cdot\frac{e^{-z}}{1+e^{-z}}=\sigma(z)(1-\sigma(z))$.
+
+**Output layer.** By the chain rule through $\hat y$:
+
+$$\frac{\partial\mathcal L}{\partial\hat y}=-\frac{y}{\hat y}+\frac{1-y}{1-\hat y}=\frac{\hat y-y}{\hat y(1-\hat y)},\qquad
+\frac{\partial\hat y}{\partial z^{(2)}}=\hat y(1-\hat y)
+\quad\Longrightarrow\quad
+\delta^{(2)}:=\frac{\partial\mathcal L}{\partial z^{(2)}}=\hat y-y=\sigma(z^{(2)})-y .$$
+
+(The same result comes directly from the stable form $\mathcal L=\log(1+e^{z})-yz$ of 1.3:
+$\partial_z\mathcal L=\frac{e^z}{1+e^z}-y=\sigma(z)-y$.) Since $z^{(2)}$ is linear in $\mathbf w^{(2)}$,
+$\partial z^{(2)}/\partial w^{(2)}_i=x^{(1)}_i$ and
+
+$$\boxed{\frac{\partial\mathcal L}{\partial w^{(2)}_i}=\delta^{(2)}\,x^{(1)}_i=\big(\sigma(z^{(2)})-y\big)\,\sigma(z^{(1)}_i)}$$
+
+**Hidden layer.** Backpropagate $\delta^{(2)}$ through $z^{(2)}$ ($\partial z^{(2)}/\partial x^{(1)}_i=w^{(2)}_i$)
+and through the sigmoid:
+
+$$\delta^{(1)}_i:=\frac{\partial\mathcal L}{\partial z^{(1)}_i}
+=\frac{\partial\mathcal L}{\partial z^{(2)}}\frac{\partial z^{(2)}}{\partial x^{(1)}_i}\frac{\partial x^{(1)}_i}{\partial z^{(1)}_i}
+=\delta^{(2)}\,w^{(2)}_i\,\sigma(z^{(1)}_i)\big(1-\sigma(z^{(1)}_i)\big).$$
+
+Only $z^{(1)}_i$ depends on $w^{(1)}_{ij}$, with $\partial z^{(1)}_i/\partial w^{(1)}_{ij}=x^{(0)}_j$, so
+
+$$\boxed{\frac{\partial\mathcal L}{\partial w^{(1)}_{ij}}=\delta^{(1)}_i\,x^{(0)}_j
+=\big(\sigma(z^{(2)})-y\big)\,w^{(2)}_i\,\sigma(z^{(1)}_i)\big(1-\sigma(z^{(1)}_i)\big)\,x^{(0)}_j}$$
+
+**Why this form is the stable one.** Multiplying $\partial\mathcal L/\partial\hat y$ and
+$\partial\hat y/\partial z^{(2)}$ numerically would divide by $\hat y(1-\hat y)$, which is exactly 0
+once the sigmoid saturates in floating point ($|z^{(2)}|\gtrsim 37$ to 745): $0/0$ or $\infty\cdot 0$ = `nan`.
+The simplified $\delta^{(2)}=\sigma(z^{(2)})-y$, computed from the logit with the stable sigmoid, lies in
+$[-1,1]$ for every $z^{(2)}$, so the whole gradient is finite; every other factor is a bounded sigmoid
+value, a weight or an input. In the code, $\sigma'(z)$ is evaluated as $\sigma(z)\sigma(-z)$, which avoids
+the cancellation in $1-\sigma(z)$ when $z$ is large.
+
+**Batch form used by `gradient`.** For the average loss $\frac1B\sum_b\mathcal L_b$ over the rows of `X`,
+with `w_1` $=\mathbf W^{(1)\top}$ (D x K) and `w_2` $=\mathbf w^{(2)}$ (K x 1):
+
+$$Z_1=XW_1,\quad X_1=\sigma(Z_1),\quad \mathbf z_2=X_1\mathbf w_2,\quad
+\boldsymbol\delta_2=\tfrac1B\big(\sigma(\mathbf z_2)-\mathbf y\big)\in\mathbb R^{B},$$
+$$\nabla_{\mathbf w_2}=X_1^\top\boldsymbol\delta_2\ (K\times1),\qquad
+\Delta_1=\big(\boldsymbol\delta_2\mathbf w_2^\top\big)\odot\sigma(Z_1)\odot\sigma(-Z_1)\ (B\times K),\qquad
+\nabla_{W_1}=X^\top\Delta_1\ (D\times K).$$
+
+Entry $(j,i)$ of $X^\top\Delta_1$ is $\frac1B\sum_b\delta^{(1)}_{b,i}x^{(0)}_{b,j}$: the average of the
+boxed per-sample formula, transposed like `w_1`.
+
+## 1.5 `gradient(X, y, W)`
+""")
+
+code(r"""
+from hw3.gradcheck import numerical_gradient, relative_error
+rng = np.random.default_rng(1)
+X = rng.normal(size=(32, 7)); y = rng.integers(0, 2, size=32).astype(float)
+W = {"w_1": rng.normal(size=(7, 5)), "w_2": rng.normal(size=(5, 1))}
+g, g_num = hw3.gradient(X, y, W), numerical_gradient(X, y, W)
+print({k: v.shape for k, v in g.items()})
+print("dL/dw_2 analytic :", g["w_2"].ravel().round(6))
+print("dL/dw_2 numerical:", g_num["w_2"].ravel().round(6))
+print(f"relative error ||g - g_num|| / (||g|| + ||g_num||): {relative_error(g, g_num):.1e}")
+big = {k: 1e4 * v for k, v in W.items()}           # logits of order 1e5: the sigmoids saturate
+with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    g_big = hw3.gradient(X, y, big)
+print("huge weights: gradient finite:", all(np.isfinite(v).all() for v in g_big.values()))
+""")
+
+md(r"""
+The analytic gradient agrees with central finite differences to about $10^{-10}$ relative error (the
+accuracy of the finite differences themselves), and it stays finite and warning-free when the weights
+are scaled so that the logits reach $10^5$. The test suite also checks it against PyTorch autograd of
+`binary_cross_entropy_with_logits`, for normal and for huge weights.
+
+# Part 2: Classifying KMNIST
+
+## 2.1 Data, loaders and visualisation
+""")
+
+code(r"""
+splits = hw3.kmnist_splits(RUN.data_dir)          # md5-verified files; stratified 50,000 / 10,000 split
+for name in ("train", "val", "test"):
+    counts = np.bincount(splits.labels[name].numpy(), minlength=10)
+    print(f"{name:5}: {len(splits.labels[name]):6} images, per class {counts.min()}..{counts.max()}")
+print(splits.preprocess)
+loaders = hw3.standard_loaders(RUN.data_dir, batch_size=RUN.batch_size)   # the textbook DataLoader route
+x, y = next(iter(loaders["train"]))
+print("a DataLoader batch:", tuple(x.shape), x.dtype, "labels", tuple(y.shape), y.dtype)
+""")
+
+code(r"""
+fig = plots.show_samples(splits, per_class=10)
+plt.show()
+""")
+
+md(r"""
+**Which transform is necessary?** `torchvision.datasets.KMNIST` yields each sample as a 28x28 8-bit
+PIL image, but a PyTorch model computes on **float tensors shaped C x H x W** (batched by the
+DataLoader into B x C x H x W). `transforms.ToTensor()` does exactly that: PIL image -> `float32`
+tensor of shape 1 x 28 x 28 with values scaled from 0..255 to [0, 1]. Without it the DataLoader cannot
+even collate the samples into a batch, and `nn.Conv2d`/`nn.Linear` would reject integer input. The
+same tensor serves both models: the MLP flattens it to 784 values in its first layer.
+
+We add `transforms.Normalize(mean, std)` with the mean and standard deviation of the **training split
+only** (printed above; validation and test never leak into them), so that inputs are centred with unit
+variance: better-conditioned first-layer gradients and an initialisation that behaves as designed.
+For PermutedKMNIST (2.5) the `RandomPermutation` is appended as the last transform.
+
+Training does not go through the DataLoader: `hw3.device_loaders` applies the same transforms to each
+split once, keeps the tensors on the training device, reshuffles with `torch.randperm` every epoch and
+slices batches (the tests check that both routes yield identical samples). On this CPU that makes an
+MLP epoch about 10x faster than the DataLoader route (`bench/epoch_time.py`).
+
+## 2.2 Multilayer perceptron, four optimizers
+""")
+
+code(r"""
+mlp_results = RUN.run("mlp")
+plots.plot_learning_curves(mlp_results, "MLP 784-100-100-10 on KMNIST, 20 epochs, batch 64"); plt.show()
+print(plots.summary_table(mlp_results)); print(); print(plots.run_facts(mlp_results))
+""")
+
+md(r"""
+ANSWER_MLP
+""")
+
+md(r"""
+## 2.3 Convolutional neural network, four optimizers
+
+`hw3.CNN`: three blocks of a 3x3 convolution (16, 32, 64 channels, padding 1), 2x2 max-pooling and ReLU,
+then one linear layer. Padding 1 ("same") keeps the border pixels in play and gives 28 -> 14 -> 7 -> 3
+after the poolings, so the linear layer sees 64 x 3 x 3 = 576 features. The block applies the pooling
+before the ReLU: since ReLU is monotone, $\max(\mathrm{relu}(a),\mathrm{relu}(b))=\mathrm{relu}(\max(a,b))$,
+so this is exactly the conv -> ReLU -> pool network of the question (a test checks it), with the ReLU
+running on 4x fewer values.
+""")
+
+code(r"""
+cnn_results = RUN.run("cnn")
+plots.plot_learning_curves(cnn_results, "CNN (16-32-64 channels) on KMNIST, 20 epochs, batch 64"); plt.show()
+print(plots.summary_table(cnn_results)); print(); print(plots.run_facts(cnn_results))
+""")
+
+md(r"""
+ANSWER_CNN
+""")
+
+md(r"""
+## 2.4 Number of parameters
+""")
+
+code(r"""
+from hw3.models import MLP, CNN, count_parameters
+for model in (MLP(), CNN()):
+    print(f"{type(model).__name__}: {count_parameters(model):,} trainable parameters")
+    for name, p in model.named_parameters():
+        print(f"    {name:22} {str(tuple(p.shape)):16} {p.numel():7,}")
+""")
+
+md(r"""
+ANSWER_PARAMS
+""")
+
+md(r"""
+## 2.5 PermutedKMNIST
+
+One `RandomPermutation(784)` (seeded) is drawn once and appended as the last transform of the
+training, validation and test splits, so all three are permuted the same way.
+""")
+
+code(r"""
+permuted_splits = hw3.kmnist_splits(RUN.data_dir, permutation=experiments.permutation())
+plots.show_samples(splits, per_class=6, permuted=permuted_splits); plt.show()
+""")
+
+code(r"""
+perm_results = RUN.run("permuted")
+plain = [next(r for r in res if r["config"]["optimizer"] == "nesterov") for res in (mlp_results, cnn_results)]
+compare = [plain[0], perm_results[0], plain[1], perm_results[1]]
+plots.plot_learning_curves(compare, "SGD-Nesterov: plain vs permuted pixels"); plt.show()
+print(plots.summary_table(compare)); print(); print(plots.run_facts(compare))
+""")
+
+code(r"""
+# The MLP cannot tell: a copy whose first layer is W[:, perm], trained on permuted images with the same
+# batches, follows the plain MLP's losses step for step (float64, so only rounding can differ).
+eq = experiments.permutation_equivalence(steps=300, data_dir=RUN.data_dir)
+print(f"{eq['steps']} SGD-Nesterov steps: largest |loss_plain - loss_permuted| = {eq['max_abs_diff']:.1e}")
+print("first losses:", np.round(eq["loss_plain"][:4], 6), np.round(eq["loss_permuted"][:4], 6))
+""")
+
+md(r"""
+ANSWER_PERMUTED
+""")
+
+md(r"""
+## 2.6 Bonus: a better KMNIST classifier
+""")
+
+code(r"""
+bonus = RUN.run("bonus")
+ablation, final = bonus[:-1], bonus[-1]
+print(plots.ablation_table(plain[1], ablation, final))
+""")
+
+code(r"""
+test_pred = torch.tensor(final["test_pred"])
+plots.plot_confusion(splits.labels["test"], test_pred, "bonus model: KMNIST test confusion matrix"); plt.show()
+plots.show_mistakes(splits.images["test"], splits.labels["test"], test_pred, n=24); plt.show()
+""")
+
+md(r"""
+ANSWER_BONUS
+""")
+
+
+def build(path: Path) -> None:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.cells = [nbf.v4.new_markdown_cell(t) if kind == "md" else nbf.v4.new_code_cell(t) for kind, t in CELLS]
+    nbf.write(nb, path)
+
+
+if __name__ == "__main__":
+    out = Path(__file__).resolve().parent.parent / "homework3.ipynb"
+    build(out)
+    print(f"wrote {out} ({len(CELLS)} cells)")

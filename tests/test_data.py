@@ -1,0 +1,173 @@
+"""KMNIST loading, verification, splits, transforms and the two batch routes, on synthetic IDX files."""
+import shutil
+
+import pytest
+import torch
+
+import hw3.data as data
+from conftest import N_TEST, N_TRAIN, find_real_kmnist
+
+
+def test_splits_sizes_stratified_disjoint_and_deterministic(fake_root):
+    s = data.kmnist_splits(fake_root)
+    assert len(s.images["train"]) == N_TRAIN - 10_000 and len(s.images["val"]) == 10_000 and len(s.images["test"]) == N_TEST
+    labels = data.load_kmnist(fake_root)["train_labels"]
+    tr, va = data.split_indices(labels)
+    assert len(set(tr.tolist()) & set(va.tolist())) == 0
+    assert sorted(tr.tolist() + va.tolist()) == list(range(N_TRAIN))
+    assert torch.bincount(labels[va], minlength=10).tolist() == [1000] * 10  # stratified
+    tr2, va2 = data.split_indices(labels)
+    assert torch.equal(tr, tr2) and torch.equal(va, va2)
+    _, va3 = data.split_indices(labels, seed=1)
+    assert not torch.equal(va, va3)
+
+
+def test_split_is_machine_independent():
+    # the CPU generator's stream is fixed: these indices are what every machine gets for seed 411
+    labels = torch.arange(40) % 4
+    tr, va = data.split_indices(labels, n_val=8, seed=data.SPLIT_SEED)
+    assert torch.bincount(labels[va]).tolist() == [2, 2, 2, 2]
+    again = data.split_indices(labels.clone(), n_val=8, seed=data.SPLIT_SEED)[1]
+    assert torch.equal(va, again)
+
+
+def test_bad_split_size():
+    with pytest.raises(ValueError, match="n_val must be between 1 and 9"):
+        data.split_indices(torch.zeros(10, dtype=torch.long), n_val=10)
+
+
+def test_data_dir_resolution(monkeypatch, tmp_path):
+    monkeypatch.delenv("HW3_DATA_DIR", raising=False)
+    assert data.resolve_data_dir() == data.DEFAULT_DATA_DIR.resolve()
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path))
+    assert data.resolve_data_dir() == tmp_path.resolve()
+    assert data.resolve_data_dir(tmp_path / "x") == (tmp_path / "x").resolve()
+
+
+def test_transform_dtype_shape_range_and_train_only_statistics(fake_root):
+    s = data.kmnist_splits(fake_root)
+    x = s.preprocess.batch(s.images["val"][:5])
+    assert x.dtype == torch.float32 and x.shape == (5, 1, 28, 28)
+    lo, hi = (0 - s.preprocess.mean) / s.preprocess.std, (1 - s.preprocess.mean) / s.preprocess.std
+    assert x.min() >= lo - 1e-6 and x.max() <= hi + 1e-6
+    train = s.images["train"].double() / 255
+    assert s.preprocess.mean == pytest.approx(float(train.mean())) and s.preprocess.std == pytest.approx(float(train.std()))
+    full = s.preprocess.batch(s.images["train"])
+    assert abs(float(full.mean())) < 1e-4 and float(full.std()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_random_permutation_semantics():
+    p = data.RandomPermutation(784, seed=3)
+    img = torch.arange(784.0).view(1, 28, 28)
+    out = p(img)
+    assert out.shape == img.shape
+    assert sorted(out.flatten().tolist()) == img.flatten().tolist()  # a permutation: nothing lost
+    assert not torch.equal(out, img)
+    assert torch.equal(p(img), out)  # fixed at construction
+    assert torch.equal(data.RandomPermutation(784, seed=3).reindex, p.reindex)  # seedable
+    batch = torch.stack([img, 2 * img])
+    assert torch.equal(p.batch(batch), torch.stack([p(img), p(2 * img)]))
+    with pytest.raises(AssertionError, match="expected 784 pixels, got 100"):
+        p(torch.zeros(1, 10, 10))
+
+
+def test_one_permutation_shared_by_all_splits(fake_root):
+    perm = data.RandomPermutation(784, seed=5)
+    plain = data.kmnist_splits(fake_root)
+    permuted = data.kmnist_splits(fake_root, permutation=perm)
+    loaders = data.device_loaders(permuted, batch_size=64)
+    for split in ("train", "val", "test"):
+        x_plain = plain.preprocess.batch(plain.images[split])
+        want = x_plain.flatten(1)[:, perm.reindex].view_as(x_plain)
+        assert torch.allclose(loaders[split].x, want)
+
+
+@pytest.mark.parametrize("permuted", [False, True])
+def test_fast_and_standard_routes_yield_the_same_samples(fake_root, permuted):
+    perm = data.RandomPermutation(784, seed=7) if permuted else None
+    std = data.standard_loaders(fake_root, batch_size=64, permutation=perm)
+    fast = data.device_loaders(data.kmnist_splits(fake_root, permutation=perm), batch_size=64)
+    for split in ("val", "test"):  # unshuffled: batch for batch
+        xs, ys = zip(*std[split])
+        torch.testing.assert_close(torch.cat(xs), fast[split].x, rtol=0, atol=1e-6)
+        assert torch.equal(torch.cat(ys), fast[split].y)
+    # the shuffled training split: the same samples in the dataset's order
+    ds = std["train"].dataset
+    x0, y0 = ds[0]
+    torch.testing.assert_close(x0, fast["train"].x[0], rtol=0, atol=1e-6)
+    assert y0 == int(fast["train"].y[0]) and len(ds) == len(fast["train"].x)
+
+
+def test_device_loader_shuffles_each_epoch_reproducibly():
+    x, y = torch.arange(10.0), torch.arange(10)
+    a = data.DeviceLoader(x, y, batch_size=4, shuffle=True, seed=1)
+    e1, e2 = [torch.cat([b[1] for b in a]) for _ in range(2)]
+    assert len(a) == 3 and sorted(e1.tolist()) == list(range(10)) and not torch.equal(e1, e2)
+    b = data.DeviceLoader(x, y, batch_size=4, shuffle=True, seed=1)
+    assert torch.equal(torch.cat([t[1] for t in b]), e1)
+    assert [len(t[0]) for t in data.DeviceLoader(x, y, batch_size=4)] == [4, 4, 2]
+    with pytest.raises(ValueError, match="same length"):
+        data.DeviceLoader(x, y[:3], 4)
+    with pytest.raises(ValueError, match="positive integer, got 0"):
+        data.DeviceLoader(x, y, 0)
+
+
+def test_missing_files_without_download_give_one_clear_error(tmp_path):
+    with pytest.raises(data.DataUnavailableError) as e:
+        data.load_kmnist(tmp_path, download=False)
+    msg = str(e.value)
+    for name, md5 in data.RAW_MD5.items():
+        assert name in msg and md5 in msg
+    assert str(tmp_path / "KMNIST" / "raw") in msg and "download disabled" in msg
+
+
+def test_failing_download_retries_then_explains(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(data.datasets.KMNIST, "mirrors", ["http://127.0.0.1:9/"])  # closed local port: no network
+    monkeypatch.setattr(data.time, "sleep", lambda s: calls.append(s))
+    with pytest.raises(data.DataUnavailableError, match="download failed 3 times") as e:
+        data.load_kmnist(tmp_path, download=True)
+    assert calls == [2, 4]
+    assert "t10k-labels-idx1-ubyte.gz" in str(e.value)
+    assert not any(p.suffix == ".gz" for p in (tmp_path / "KMNIST" / "raw").glob("*"))  # no partial file left
+
+
+def test_corrupted_file_detected_and_set_aside(fake_md5, tmp_path, monkeypatch):
+    src, md5 = fake_md5
+    monkeypatch.setattr(data, "RAW_MD5", md5)
+    shutil.copytree(src, tmp_path, dirs_exist_ok=True)
+    f = tmp_path / "KMNIST" / "raw" / "train-labels-idx1-ubyte"
+    blob = bytearray(f.read_bytes())
+    blob[100] ^= 0xFF
+    f.write_bytes(bytes(blob))
+    with pytest.raises(data.DataUnavailableError, match="train-labels-idx1-ubyte.*corrupt"):
+        data.load_kmnist(tmp_path, download=False)
+    assert not f.exists() and f.with_name(f.name + ".corrupt").exists()  # never read as valid again
+    with pytest.raises(data.DataUnavailableError, match="missing"):
+        data.load_kmnist(tmp_path, download=False)
+
+
+def test_truncated_file_is_caught(fake_md5, tmp_path, monkeypatch):
+    src, md5 = fake_md5
+    shutil.copytree(src, tmp_path, dirs_exist_ok=True)
+    f = tmp_path / "KMNIST" / "raw" / "t10k-images-idx3-ubyte"
+    f.write_bytes(f.read_bytes()[:5000])
+    import hashlib
+    # even if a manifest vouched for the truncated file, the IDX parser refuses it
+    monkeypatch.setattr(data, "RAW_MD5", {**md5, f.name: hashlib.md5(f.read_bytes()).hexdigest()})
+    with pytest.raises(ValueError, match="could not be parsed as IDX"):
+        data.load_kmnist(tmp_path, download=False)
+
+
+REAL = find_real_kmnist()
+
+
+@pytest.mark.skipif(REAL is None, reason="real KMNIST not found (set HW3_DATA_DIR to a folder holding KMNIST/raw/)")
+def test_real_kmnist_counts_and_md5():
+    assert not data._bad_files(REAL / "KMNIST" / "raw")  # official md5s
+    raw = data.load_kmnist(REAL, download=False)
+    assert raw["train_images"].shape == (60_000, 28, 28) and raw["test_images"].shape == (10_000, 28, 28)
+    assert torch.bincount(raw["train_labels"]).tolist() == [6000] * 10
+    assert torch.bincount(raw["test_labels"]).tolist() == [1000] * 10
+    s = data.kmnist_splits(REAL, download=False)
+    assert [len(s.labels[k]) for k in ("train", "val", "test")] == [50_000, 10_000, 10_000]
