@@ -11,12 +11,16 @@ The last line is `hw3 <model> epoch: <seconds> s`.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing hw3
 import torch.nn.functional as F
 
-import hw3
+import hw3  # noqa: E402
 from hw3.device import describe, pick_device
 from hw3.experiments import prepare_model
 from hw3.models import build_model

@@ -52,9 +52,14 @@ class Config:
 
     def key(self) -> str:
         """A file name for the result: readable, plus a hash of the config and of the data files."""
-        payload = json.dumps([dataclasses.asdict(self), data.RAW_MD5], sort_keys=True)
-        digest = hashlib.sha1(payload.encode()).hexdigest()[:10]
+        digest = config_digest(self)[:10]
         return f"{self.model}-{self.dataset}-{self.optimizer}-e{self.epochs}-b{self.batch_size}-s{self.seed}-{digest}"
+
+
+def config_digest(config) -> str:
+    """sha1 of a config dataclass together with the md5s of the data files it was trained on."""
+    payload = json.dumps([dataclasses.asdict(config), data.RAW_MD5], sort_keys=True)
+    return hashlib.sha1(payload.encode()).hexdigest()
 
 
 def results_dir(path: str | os.PathLike | None = None) -> Path:

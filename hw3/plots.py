@@ -104,8 +104,13 @@ def plot_learning_curves(results: list[dict], title: str = "", smooth_steps: int
     ax_acc.set_ylabel("validation accuracy (%)")
     ax_acc.grid(True, alpha=0.3)
     finite = [100 * a for r in results for a in r["history"]["val_acc"][1:] if a is not None]
-    if finite:
-        ax_acc.set_ylim(max(0, min(max(finite) - 15, min(finite) - 1)), 100)
+    if finite:  # zoom on the useful range; runs that stay below it are named in the legend
+        bottom = max(0.0, max(finite) - 15)
+        ax_acc.set_ylim(bottom, 100)
+        for line, r in zip(ax_acc.get_lines(), results):
+            acc = r["final"]["val_acc"]
+            if acc is not None and 100 * acc < bottom:
+                line.set_label(f"{line.get_label()} ({100 * acc:.1f}%, below the axis)")
     ax_acc.legend(fontsize=8)
     ax_acc.set_title("validation accuracy")
     fig.suptitle(title)

@@ -81,11 +81,11 @@ def test_training_learns_on_synthetic_data(fake_root, tmp_path):
 
 def test_same_seed_same_history_on_cpu(fake_root, tmp_path):
     cfg = ex.Config(model="cnn", optimizer="nesterov", **TINY)
-    a = ex.run_experiment(cfg, data_dir=fake_root, results=tmp_path / "a", progress=False)
-    b = ex.run_experiment(cfg, data_dir=fake_root, results=tmp_path / "b", progress=False)
+    a = ex.run_experiment(cfg, data_dir=fake_root, results=tmp_path / "a", progress=False, device="cpu")
+    b = ex.run_experiment(cfg, data_dir=fake_root, results=tmp_path / "b", progress=False, device="cpu")
     assert a["history"]["step_loss"] == b["history"]["step_loss"] and a["history"]["val_loss"] == b["history"]["val_loss"]
     c = ex.run_experiment(ex.Config(model="cnn", optimizer="nesterov", **{**TINY, "epochs": 2}, seed=1),
-                          data_dir=fake_root, results=tmp_path / "c", progress=False)
+                          data_dir=fake_root, results=tmp_path / "c", progress=False, device="cpu")
     assert c["history"]["step_loss"] != a["history"]["step_loss"]
 
 
