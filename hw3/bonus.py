@@ -18,7 +18,8 @@ from torch.optim.swa_utils import AveragedModel
 
 from . import data
 from .device import describe, pick_device
-from .experiments import _finite_or_none, config_digest, load_result, prepare_model, results_dir, write_json_atomic
+from .experiments import (_finite_or_none, config_digest, load_result, load_splits, prepare_model, results_dir,
+                          write_json_atomic)
 from .models import count_parameters
 from .train import evaluate, train
 
@@ -145,9 +146,7 @@ def run_bonus(cfg: BonusConfig | None = None, data_dir=None, force: bool = False
     if cached is not None and (not evaluate_test or cached["final"]["test_acc"] is not None):
         return cached
     device = pick_device(str(device) if device else None)
-    splits = data.kmnist_splits(data_dir)
-    if cfg.train_subset:
-        splits.images["train"], splits.labels["train"] = splits.images["train"][:cfg.train_subset], splits.labels["train"][:cfg.train_subset]
+    splits = load_splits("plain", data_dir, cfg.train_subset)
     loaders = data.device_loaders(splits, cfg.batch_size, device, seed=cfg.seed)
     background = (0.0 - splits.preprocess.mean) / splits.preprocess.std  # a blank pixel after normalisation
     t0 = time.perf_counter()

@@ -240,8 +240,8 @@ def standard_loaders(data_dir: str | os.PathLike | None = None, batch_size: int 
                      permutation: RandomPermutation | None = None, download: bool = True,
                      num_workers: int = 0, n_val: int = N_VAL, seed: int = SPLIT_SEED) -> dict[str, DataLoader]:
     """The textbook route: torchvision datasets, per-sample transforms, DataLoader (train shuffled)."""
-    root = str(ensure_kmnist(data_dir, download))
-    raw = load_kmnist(root, download=False)
+    raw = load_kmnist(data_dir, download)  # verified once; the datasets below read the same files
+    root = str(resolve_data_dir(data_dir))
     tr, va = split_indices(raw["train_labels"], n_val, seed)
     tf = preprocess_for(raw["train_images"][tr], permutation).per_sample()
     train_full = datasets.KMNIST(root, train=True, transform=tf)
