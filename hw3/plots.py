@@ -63,6 +63,11 @@ def _smooth(values: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
+def _nan_array(values: list) -> np.ndarray:
+    """History values as floats, with the nulls of non-finite values as NaN (matplotlib leaves a gap)."""
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
 def run_labels(results: list[dict]) -> list[str]:
     """Legend names: the optimizer when all runs share model and data, else model, data and optimizer."""
     if len({(r["config"]["model"], r["config"]["dataset"]) for r in results}) == 1:
@@ -80,13 +85,13 @@ def plot_learning_curves(results: list[dict], title: str = "", smooth_steps: int
     labels = labels or run_labels(results)
     for i, r in enumerate(results):
         h, color, name = r["history"], colors[i % len(colors)], labels[i]
-        step_loss = np.array([np.nan if v is None else v for v in h["step_loss"]], dtype=float)
+        step_loss = _nan_array(h["step_loss"])
         steps = np.arange(1, len(step_loss) + 1)
         ax.plot(steps, step_loss, color=color, alpha=0.15, lw=0.5)
         ax.plot(steps, _smooth(step_loss, smooth_steps), color=color, lw=1.5, label=f"{name} train")
-        val = np.array([np.nan if v is None else v for v in h["val_loss"]], dtype=float)
+        val = _nan_array(h["val_loss"])
         ax.plot(np.array(h["epoch"]) * spe, val, "--o", color=color, ms=3, lw=1.2, label=f"{name} val")
-        acc = np.array([np.nan if v is None else v for v in h["val_acc"]], dtype=float)
+        acc = _nan_array(h["val_acc"])
         ax_acc.plot(h["epoch"], 100 * acc, "--o", color=color, ms=3, label=name)
         if h["diverged"]:
             x = h["diverged_step"] or 1
