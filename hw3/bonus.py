@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import pickle
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,25 +27,37 @@ from .models import count_parameters
 from .train import evaluate, train
 
 
-ABLATION_EPOCHS = 4   # each ablation row: a short, equal budget
-FINAL_EPOCHS = 20     # the final model (about 13 minutes on a 2-core CPU, a minute on a GPU)
+ABLATION_EPOCHS = 4   # each ablation row: one network, a short, equal budget
+FINAL_EPOCHS = 12     # each of the final ensemble's networks (about 12 minutes for all three on a 2-core CPU)
 
 
 @dataclass(frozen=True)
 class BonusConfig:
     """All the hyperparameters of the bonus model, in one visible place."""
 
-    width: int = 24               # channels of the three stages: width, 2 width, 4 width
+    width: int = 16               # channels of the three stages: width, 2 width, 4 width
+    members: int = 3              # independently seeded networks whose predicted probabilities are averaged
     batchnorm: bool = True
     augment: bool = True          # random affine (shift, rotation, scale) per sample, on the device
     label_smoothing: float = 0.1
     ema: bool = True              # validate and test an exponential moving average of the weights
-    epochs: int = 20
+    epochs: int = FINAL_EPOCHS
     batch_size: int = 128
     lr: float = 0.2               # peak of the OneCycle schedule, SGD with Nesterov momentum
     weight_decay: float = 5e-4
     seed: int = 0
     train_subset: int | None = None
+
+    def __post_init__(self):
+        for name in ("width", "members", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"BonusConfig.{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"BonusConfig.label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not (self.lr > 0 and self.weight_decay >= 0):
+            raise ValueError(f"BonusConfig needs lr > 0 and weight_decay >= 0, got lr={self.lr!r}, "
+                             f"weight_decay={self.weight_decay!r}")
 
     def key(self) -> str:
         """The result's file name: a hash of the config and of the data files."""
@@ -52,11 +67,17 @@ class BonusConfig:
 # The ablation: each row adds one idea to the previous one (the homework CNN of 2.3 is the baseline).
 # Test-time augmentation needs no training: every row is validated with and without it.
 ABLATION: list[tuple[str, dict]] = [
-    ("BN-CNN, OneCycle SGD", dict(augment=False, label_smoothing=0.0, ema=False)),
-    ("+ augmentation", dict(label_smoothing=0.0, ema=False)),
-    ("+ label smoothing", dict(ema=False)),
-    ("+ EMA of weights", dict()),
+    ("BN-CNN, OneCycle SGD", dict(members=1, augment=False, label_smoothing=0.0, ema=False)),
+    ("+ augmentation", dict(members=1, label_smoothing=0.0, ema=False)),
+    ("+ label smoothing", dict(members=1, ema=False)),
+    ("+ EMA of weights", dict(members=1)),
 ]
+# The final model adds the ensemble. How to spend its training budget was decided on validation:
+# these candidates cost about the same on a 2-core CPU (a width-16 epoch costs 0.53 of a width-24 one).
+BUDGET_CANDIDATES: dict[str, dict] = {
+    "one width-24 network, 20 epochs": dict(width=24, members=1, epochs=20),
+    "three width-16 networks, 12 epochs each": dict(width=16, members=3, epochs=12),
+}
 
 
 class BonusNet(nn.Module):
@@ -97,6 +118,20 @@ class RandomAffine:
         return F.grid_sample(x - self.background, grid, align_corners=False) + self.background
 
 
+class Ensemble(nn.Module):
+    """Average the predicted probabilities of several models; returns their log (valid logits)."""
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        if not models:
+            raise ValueError("Ensemble needs at least one model, got none")
+        self.members = nn.ModuleList(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.stack([m(x).log_softmax(1) for m in self.members])
+        return log_probs.logsumexp(0) - math.log(len(self.members))
+
+
 class ShiftTTA(nn.Module):
     """Average a model's logits over the image and its four one-pixel shifts (background filled in)."""
 
@@ -121,15 +156,18 @@ def ema_update(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torc
     return averaged + (current - averaged) * (1 - decay)
 
 
-def _train_one(cfg: BonusConfig, loaders: dict, background: float, device: torch.device,
+def _train_one(cfg: BonusConfig, seed: int, loaders: dict, background: float, device: torch.device,
                progress: bool, desc: str) -> tuple[nn.Module, dict]:
-    torch.manual_seed(cfg.seed)
+    """One network of the configuration, from its own seed: initialisation, batch order and augmentation."""
+    torch.manual_seed(seed)
     model = prepare_model(BonusNet(cfg.width, cfg.batchnorm), device)
+    train_set = loaders["train"]
+    loaders = {**loaders, "train": data.DeviceLoader(train_set.x, train_set.y, cfg.batch_size, shuffle=True, seed=seed)}
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
                                                 steps_per_epoch=len(loaders["train"]), pct_start=0.25)
     ema = AveragedModel(model, avg_fn=ema_update, use_buffers=True) if cfg.ema else None
-    augment = RandomAffine(background, cfg.seed) if cfg.augment else None
+    augment = RandomAffine(background, seed) if cfg.augment else None
     hist = train(model, loaders, opt, cfg.epochs, progress=progress, desc=desc, augment=augment,
                  scheduler=sched, label_smoothing=cfg.label_smoothing, ema=ema)
     return (ema.module if ema is not None else model), hist
@@ -139,7 +177,8 @@ def run_bonus(cfg: BonusConfig | None = None, data_dir=None, force: bool = False
               progress: bool = True, evaluate_test: bool = False, **overrides) -> dict:
     """Train (or load) one bonus configuration. Validation accuracy is measured with and without
     test-time augmentation; the test split is evaluated only when `evaluate_test` (the final model),
-    with TTA only if it helped on validation."""
+    with TTA only if it helped on validation. The trained weights are kept beside the result, so a
+    configuration chosen on validation is tested later without training it again."""
     cfg = dataclasses.replace(cfg or BonusConfig(), **overrides)
     path = results_dir(results) / f"{cfg.key()}.json"
     cached = None if force else load_result(path)
@@ -149,28 +188,71 @@ def run_bonus(cfg: BonusConfig | None = None, data_dir=None, force: bool = False
     splits = load_splits("plain", data_dir, cfg.train_subset)
     loaders = data.device_loaders(splits, cfg.batch_size, device, seed=cfg.seed)
     background = (0.0 - splits.preprocess.mean) / splits.preprocess.std  # a blank pixel after normalisation
-    t0 = time.perf_counter()
-    model, hist = _train_one(cfg, loaders, background, device, progress, f"bonus ({cfg.epochs} epochs)")
-    train_time = time.perf_counter() - t0
-    val_loss, val_acc = evaluate(model, loaders["val"])
-    tta_model = ShiftTTA(model, background)
-    tta_val_loss, tta_val_acc = evaluate(tta_model, loaders["val"])
-    use_tta = tta_val_acc > val_acc  # decided on validation, never on test
-    test_loss = test_acc = test_pred = None
+    models = _load_weights(path, cfg, device) if cached is not None else None
+    if models is None:
+        result, models = _train_and_validate(cfg, loaders, background, device, progress)
+        _save_weights(models, path)
+    else:
+        result = cached
     if evaluate_test:
-        chosen = tta_model if use_tta else model
-        test_loss, test_acc = evaluate(chosen, loaders["test"])
-        test_pred = predict_labels(chosen, loaders["test"]).tolist()
-    result = {"config": {"model": "bonus", "dataset": "plain", **dataclasses.asdict(cfg)},
-              "label": f"bonus width {cfg.width}, {cfg.epochs} epochs", "history": hist,
-              "final": {"train_loss": hist["train_loss"][-1], "val_loss": val_loss, "val_acc": val_acc,
-                        "val_acc_tta": tta_val_acc, "use_tta": use_tta,
-                        "test_loss": test_loss, "test_acc": test_acc, "diverged": hist["diverged"]},
-              "test_pred": test_pred,
-              "wall_time_s": train_time, "device": describe(device),
-              "n_params": count_parameters(BonusNet(cfg.width, cfg.batchnorm)), "torch": torch.__version__}
+        model = models[0] if cfg.members == 1 else Ensemble(models)
+        chosen = ShiftTTA(model, background) if result["final"]["use_tta"] else model
+        result["final"]["test_loss"], result["final"]["test_acc"] = evaluate(chosen, loaders["test"])
+        result["test_pred"] = predict_labels(chosen, loaders["test"]).tolist()
     write_json_atomic(_finite_or_none(result), path)
     return result
+
+
+def _train_and_validate(cfg: BonusConfig, loaders: dict, background: float, device: torch.device,
+                        progress: bool) -> tuple[dict, list[nn.Module]]:
+    """Train every member, validate them alone and together (with and without TTA); the result has no test yet."""
+    t0 = time.perf_counter()
+    models, hists, members = [], [], []
+    for i in range(cfg.members):  # member i uses seed + i; a single network is member 0
+        desc = f"bonus ({cfg.epochs} epochs)" + (f", member {i + 1}/{cfg.members}" if cfg.members > 1 else "")
+        model, hist = _train_one(cfg, cfg.seed + i, loaders, background, device, progress, desc)
+        models.append(model)
+        hists.append(hist)
+    train_time = time.perf_counter() - t0
+    if cfg.members > 1:  # how good each network is alone, to show what the averaging adds
+        for m in models:
+            members.append({"val_acc": evaluate(m, loaders["val"])[1],
+                            "val_acc_tta": evaluate(ShiftTTA(m, background), loaders["val"])[1]})
+    model = models[0] if cfg.members == 1 else Ensemble(models)
+    val_loss, val_acc = evaluate(model, loaders["val"])
+    tta_val_acc = evaluate(ShiftTTA(model, background), loaders["val"])[1]
+    label = f"bonus width {cfg.width}, {cfg.epochs} epochs" + (f", {cfg.members} members" if cfg.members > 1 else "")
+    result = {"config": {"model": "bonus", "dataset": "plain", **dataclasses.asdict(cfg)},
+              "label": label, "history": hists[0], "member_histories": hists[1:], "members": members,
+              "final": {"train_loss": hists[0]["train_loss"][-1], "val_loss": val_loss, "val_acc": val_acc,
+                        "val_acc_tta": tta_val_acc, "use_tta": tta_val_acc > val_acc,  # decided on validation
+                        "test_loss": None, "test_acc": None, "diverged": any(h["diverged"] for h in hists)},
+              "test_pred": None,
+              "wall_time_s": train_time, "device": describe(device),
+              "n_params": cfg.members * count_parameters(BonusNet(cfg.width, cfg.batchnorm)), "torch": torch.__version__}
+    return result, models
+
+
+def _save_weights(models: list[nn.Module], path: Path) -> None:
+    """The members' weights beside the result (<key>.pt), written atomically like the JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.pt.tmp")
+    torch.save([{k: v.cpu() for k, v in m.state_dict().items()} for m in models], tmp)
+    os.replace(tmp, path.with_suffix(".pt"))
+
+
+def _load_weights(path: Path, cfg: BonusConfig, device: torch.device) -> list[nn.Module] | None:
+    """The trained members of a cached result, or None when their weights are missing or do not fit."""
+    try:
+        states = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
+        models = []
+        for state in states:
+            model = BonusNet(cfg.width, cfg.batchnorm)
+            model.load_state_dict(state)
+            models.append(prepare_model(model, device).eval())
+    except (OSError, RuntimeError, ValueError, TypeError, pickle.UnpicklingError):
+        return None
+    return models if len(models) == cfg.members else None
 
 
 def predict_labels(model: nn.Module, loader) -> torch.Tensor:
@@ -187,3 +269,17 @@ def bonus_ablation(epochs: int = ABLATION_EPOCHS, final_epochs: int = FINAL_EPOC
         r["label"] = name
     final = run_bonus(epochs=final_epochs, evaluate_test=True, **kwargs)
     return rows, final
+
+
+def budget_comparison(results=None) -> str:
+    """The BUDGET_CANDIDATES found in the cache, on validation only (python scripts/bonus_sweep.py trains them)."""
+    lines = [f"{'candidate (validation only)':42} {'val acc':>8} {'val+TTA':>8} {'val NLL':>8} {'time':>6}"]
+    for name, overrides in BUDGET_CANDIDATES.items():
+        r = load_result(results_dir(results) / f"{BonusConfig(**overrides).key()}.json")
+        if r is None:
+            lines.append(f"{name:42} (not run here: PYTHONPATH=. python scripts/bonus_sweep.py)")
+            continue
+        f = r["final"]
+        lines.append(f"{name:42} {100 * f['val_acc']:8.2f} {100 * f['val_acc_tta']:8.2f} {f['val_loss']:8.4f} "
+                     f"{r['wall_time_s']:5.0f}s")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Figures and tables: sample grids, learning curves, summary tables, confusion matrix, mistakes."""
+"""Figures and tables: sample grids, learning curves, summary tables, confusion matrix, mistakes, class shift."""
 from __future__ import annotations
 
 import math
@@ -213,10 +213,56 @@ def ablation_table(baseline: dict, rows: list[dict], final: dict) -> str:
         f = r["final"]
         out.append(f"{r['label']:44} {r['config']['epochs']:6d} {_pct(f['val_acc']):>8} {_pct(f['val_acc_tta']):>8} "
                    f"{'-':>8} {r['wall_time_s']:5.0f}s {r['n_params']:7d}")
-    f = final["final"]
-    name = f"final: all of the above{' + TTA' if f['use_tta'] else ''}, width {final['config']['width']}"
-    out.append(f"{name:44} {final['config']['epochs']:6d} {_pct(f['val_acc']):>8} {_pct(f['val_acc_tta']):>8} "
+    f, c = final["final"], final["config"]
+    members = c.get("members", 1)
+    name = (f"final: all of the above{' + TTA' if f['use_tta'] else ''}, "
+            + (f"{members} x width {c['width']}" if members > 1 else f"width {c['width']}"))
+    out.append(f"{name:44} {c['epochs']:6d} {_pct(f['val_acc']):>8} {_pct(f['val_acc_tta']):>8} "
                f"{_pct(f['test_acc']):>8} {final['wall_time_s']:5.0f}s {final['n_params']:7d}")
+    if final.get("members"):
+        alone = ", ".join(f"{_pct(m['val_acc'])} ({_pct(m['val_acc_tta'])})" for m in final["members"])
+        out.append(f"(each of the {members} networks alone, val acc (val+TTA): {alone})")
     out.append(f"(test accuracy of the final model only, evaluated once{' with TTA' if f['use_tta'] else ''}; "
                f"trained on {final['device']})")
     return "\n".join(out)
+
+
+def class_means(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The mean image of each class, shape (classes, H, W), with uint8 pixels scaled to [0, 1]."""
+    if images.ndim != 3 or labels.shape != images.shape[:1]:
+        raise ValueError(f"expected images (N, H, W) and labels (N,), got {tuple(images.shape)} and {tuple(labels.shape)}")
+    present = set(labels.unique().tolist())
+    if present != set(range(len(CLASSES))):
+        raise ValueError(f"every class 0-{len(CLASSES) - 1} needs at least one image, got classes {sorted(present)}")
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    return torch.stack([x[labels == c].mean(0) for c in range(len(CLASSES))])
+
+
+def class_shift(splits: KMNISTSplits, means: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Per class, the L2 distance of the validation and of the test mean image from the training mean image."""
+    means = means or {s: class_means(splits.images[s], splits.labels[s]) for s in ("train", "val", "test")}
+    return {s: (means[s] - means["train"]).flatten(1).norm(dim=1) for s in ("val", "test")}
+
+
+def plot_class_shift(splits: KMNISTSplits) -> plt.Figure:
+    """Mean image of each class in train, validation and test, and the test-minus-train difference."""
+    means = {s: class_means(splits.images[s], splits.labels[s]) for s in ("train", "val", "test")}
+    dist = class_shift(splits, means)
+    rows = [("train", means["train"], "gray_r"), ("validation", means["val"], "gray_r"), ("test", means["test"], "gray_r"),
+            ("test - train", means["test"] - means["train"], "RdBu_r")]
+    fig, axes = plt.subplots(len(rows), len(CLASSES), figsize=(1.3 * len(CLASSES), 1.45 * len(rows) + 0.6), squeeze=False)
+    for r, (name, imgs, cmap) in enumerate(rows):
+        for c in range(len(CLASSES)):
+            ax = axes[r, c]
+            lim = (-0.5, 0.5) if cmap == "RdBu_r" else (0, 1)
+            ax.imshow(imgs[c].numpy(), cmap=cmap, vmin=lim[0], vmax=lim[1])
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(class_name(c), fontsize=11)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=10)
+            if r == len(rows) - 1:
+                ax.set_xlabel(f"val {dist['val'][c]:.2f}\ntest {dist['test'][c]:.2f}", fontsize=9)
+    fig.suptitle("Mean image per class; below: L2 distance of the val / test mean from the train mean", y=0.99)
+    fig.tight_layout()
+    return fig

@@ -430,12 +430,21 @@ affected: the CNN, precisely because it relies on the spatial structure that the
 
 md(r"""
 ## 2.6 Bonus: a better KMNIST classifier
+
+The cell below trains the ablation (one network per row, 4 epochs each) and the final model, or loads
+them from `results/`. The second cell shows how the final model's training budget was spent, compared
+on validation by `scripts/bonus_sweep.py` (cached results; not retrained by this notebook).
 """)
 
 code(r"""
-bonus = RUN.run("bonus")
-ablation, final = bonus[:-1], bonus[-1]
+bonus_runs = RUN.run("bonus")
+ablation, final = bonus_runs[:-1], bonus_runs[-1]
 print(plots.ablation_table(plain[1], ablation, final))
+""")
+
+code(r"""
+from hw3.bonus import budget_comparison
+print(budget_comparison())
 """)
 
 code(r"""
@@ -444,48 +453,78 @@ plots.plot_confusion(splits.labels["test"], test_pred, "bonus model: KMNIST test
 plots.show_mistakes(splits.images["test"], splits.labels["test"], test_pred, n=24); plt.show()
 """)
 
-md(r"""
-**The model and each decision.** Every row of the ablation adds one idea to the row above, trains with
-the same short budget (4 epochs, about 2.5 minutes each here) and is judged on the validation split
-only; the test split is evaluated once, for the final model.
+code(r"""
+# Is the test set drawn from the same distribution as the training set? Compare the mean image of each class.
+plots.plot_class_shift(splits); plt.show()
+""")
 
-1. **A wider, deeper CNN with BatchNorm, trained with OneCycle SGD.** Three stages of two 3x3
-   convolutions (24, 48, 96 channels), max-pooling after the first conv of each stage, BatchNorm and
-   ReLU after every conv, a global max-pool and one linear layer (162,562 parameters). It keeps the
-   homework CNN's inductive bias (2.4) but with more, better-spent capacity. BatchNorm keeps every
+md(r"""
+**The model and each decision.** Every row of the ablation adds one idea to the row above, trains one
+network with the same short budget (4 epochs, about 80 s each here) and is judged on the validation
+split only; the test split is evaluated once per final design (see the disclosure below).
+
+1. **A deeper CNN with BatchNorm, trained with OneCycle SGD.** Three stages of two 3x3 convolutions
+   (16, 32 and 64 channels, the homework CNN's widths), max-pooling after the first conv of each stage,
+   BatchNorm and ReLU after every conv, a global max-pool and one linear layer (72,666 parameters).
+   It keeps the homework CNN's inductive bias (2.4) with twice the depth. BatchNorm keeps every
    layer's inputs normalised, which allows a large learning rate (peak 0.2, SGD-Nesterov, weight decay
    5e-4, batch 128); the OneCycle schedule warms up, then anneals the learning rate to ~0, so a fixed
    budget ends in a well-converged model instead of the noisy plateau of 2.3. This is the big step:
-   99.25% validation accuracy in 4 epochs, against 98.47% for the homework CNN after 20.
+   99.27% validation accuracy in 4 epochs, against 98.47% for the homework CNN after 20.
 2. **On-device augmentation:** a random affine warp per image (shift up to 2 px, rotation up to 10°,
    scale 0.9–1.1), applied to each batch on the device with `affine_grid`/`grid_sample`: the variations
-   of handwriting. With only 4 epochs it costs a little on validation (99.18% against 99.25%): the harder, ever-changing
-   training images need more epochs to pay off, and validation images come from the same distribution
-   as the training images, so they reward memorising it. We keep it for the 20-epoch model because its
-   purpose is robustness to how characters are written, which is where the harder test set differs
-   (2.2); the final row shows the combination at full budget.
-3. **Label smoothing 0.1:** targets of 0.91 / 0.01 instead of 1 / 0 stop the logits from growing without
-   bound, the over-confidence behind the rising validation losses of 2.2 and 2.3. Validation accuracy 99.40%, the best single step after the architecture..
-4. **EMA of the weights** (decay 0.999, with a warm-up): the model evaluated is a running average of
-   the trained weights, which smooths out SGD noise. 99.39% against 99.40%: neutral at this budget, since OneCycle's
-   annealing already averages; it costs nothing, so we keep it.
+   of handwriting. With only 4 epochs it costs a little on validation (99.18% against 99.27%): the
+   harder, ever-changing training images need more epochs to pay off, and validation images come from
+   the same distribution as the training images, so they reward fitting that distribution. We keep it
+   because its purpose is robustness to how characters are written, which is exactly where the test
+   set differs (last figure).
+3. **Label smoothing 0.1:** targets of 0.91 / 0.01 instead of 1 / 0 stop the logits from growing
+   without bound, the over-confidence behind the rising validation losses of 2.2 and 2.3. Validation
+   accuracy 99.34%, the best row without TTA.
+4. **EMA of the weights** (decay 0.999, with a warm-up): the evaluated model is a running average of the
+   trained weights, which smooths out SGD noise. 99.33% against 99.34%, neutral at this budget since
+   OneCycle's annealing already averages; with TTA it is the best row (99.37%). It costs nothing, so we keep it.
 5. **Test-time augmentation** (the `val+TTA` column): the logits of the image and of its four one-pixel
-   shifts are averaged. It helped on validation for every row, so the final model uses it (the choice
-   is made on validation, never on test).
+   shifts are averaged. It helped on validation for rows 2 to 4 and for the final model, not for row 1
+   (99.24% against 99.27%); the final model uses it because it helped on the final model's validation.
+6. **Three networks instead of one bigger one.** The same CPU budget buys one width-24 network (24,
+   48, 96 channels) trained for 20 epochs (13.3 minutes here), or three width-16 networks trained
+   for 12 epochs each (11.8 minutes), whose predicted probabilities are averaged (second table). On validation the two are
+   tied (99.58% against 99.61%, and 99.64% against 99.63% with TTA: 3 images out of 10,000). The
+   ensemble has the lower validation loss (0.1234 against 0.1305), that is, better probabilities, and
+   averaging independently trained networks is the method that degrades least when the test
+   distribution differs from the training one (Lakshminarayanan et al., 2017; Ovadia et al., 2019),
+   which is our situation (last figure). Each network alone reaches 99.45% to 99.57% (99.52% to 99.62%
+   with TTA); together they reach 99.61% (99.63%).
 
-**Did it work?** Yes. The final model (all of the above, 20 epochs, 12.9 minutes of training on this
-2-core CPU) reaches 99.58% validation accuracy (99.64% with TTA) and **98.86% test
-accuracy**, against 98.47% / 94.74% for the best homework CNN: 78% of the test errors are gone.
-That beats the best single model of the KMNIST benchmark table (PreActResNet-18 + Manifold
-Mixup, 98.83%) but falls short of the 99.0% we aimed for, and of the 98.90% of a ResNet-18 + VGG
-ensemble. The improvement comes from (i) a better-conditioned,
-higher-capacity network that the schedule trains to convergence, (ii) regularisation (augmentation,
-label smoothing, weight decay) that keeps this capacity from memorising, and (iii) cheap averaging
-(EMA, TTA). The validation/test gap shrinks from 3.7 to 0.8 points but does not vanish: the test
-set's writing differs from the training set's more than any augmentation covers, as the confusion matrix
-and the mistakes above show (114 errors out of 10,000, most of them き (ki), す (su)
-and な (na) taken for characters with similar loops, such as ki -> ma, su -> tsu and na -> o; several of the
-misclassified images are hard to read even for a human).
+**Did it work? Partly.** The final ensemble (11.8 minutes of training on this 2-core CPU) reaches 99.61%
+validation accuracy (99.63% with TTA) and **98.76% test accuracy**, against 98.47% / 94.74% for the
+best homework CNN: 76% of the test errors are gone. It does not reach the 99.0% we aimed for, nor the
+best rows of the KMNIST benchmark table (98.83% for PreActResNet-18 + Manifold Mixup, 98.90% for a
+ResNet-18 + VGG ensemble).
+
+**Disclosure: this is our second look at the test set.** A first version of this section trained the
+single width-24 network (the first row of the second table, chosen before any test measurement);
+its test accuracy was 98.86%. Missing 99.0% made us reconsider how to spend the budget, and the
+ensemble was chosen on validation and on the argument of point 6, without measuring it on test. Its
+test accuracy is 10 images lower: 0.1 point, which one run per design cannot resolve (the binomial
+standard error of a 1.2% error rate measured on 10,000 images is 0.11 points), so the evidence favours
+neither design. We report the design that the validation protocol chose:
+switching back to the one the test set favoured would be model selection on test.
+
+**Why the test set stays out of reach: it is written differently.** In the last figure, the
+validation mean of each class lies 0.23 to 0.35 from the training mean (sampling noise: the training
+file is uniformly shuffled and the validation split is a random part of it), while the test means lie
+0.68 to 3.52 away; は (ha), や (ya), つ (tsu) and お (o) are, on average, written differently in the
+test set (see the test − train row). This is also why every model of this homework loses accuracy
+from validation to test. Validation cannot see this shift: it saturates near 99.6% for every strong
+model here, so no choice made on it can target the test errors. The shift is not the whole story,
+though: the classes whose mean moves most are not where the errors are (や (ya) has 3 errors), since
+the network copes with those variants. Of the 124 test errors, most are す
+(su, 35), な (na, 22), き (ki, 19) and は (ha, 16); the most frequent confusions are ki → ma (14),
+na → o (10) and su → tsu (10), characters with similar loops, and several of the misclassified images
+above are hard to read even for a human. Closing the gap needs training data or augmentations that
+cover the test set's writing styles, judged on a validation set that contains them.
 """)
 
 

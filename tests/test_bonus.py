@@ -46,3 +46,76 @@ def test_bonus_learns(fake_root, tmp_path):
     r = bonus.run_bonus(data_dir=fake_root, results=tmp_path, width=8, epochs=3, batch_size=32, train_subset=1000,
                         progress=False)
     assert r["final"]["val_acc"] > 0.5 and not r["final"]["diverged"]
+
+
+@pytest.mark.parametrize("bad", [dict(members=0), dict(width=-1), dict(epochs=2.5), dict(label_smoothing=1.0),
+                                 dict(lr=0.0), dict(members=True)])
+def test_bonus_config_rejects_bad_values(bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        bonus.BonusConfig(**bad)
+
+
+def test_ensemble_averages_probabilities():
+    torch.manual_seed(0)
+    models = [bonus.BonusNet(width=4).eval() for _ in range(3)]
+    x = torch.randn(5, 1, 28, 28)
+    with torch.no_grad():
+        out = bonus.Ensemble(models)(x)
+        mean_probs = torch.stack([m(x).softmax(1) for m in models]).mean(0)
+    torch.testing.assert_close(out.exp(), mean_probs)
+    torch.testing.assert_close(out.log_softmax(1), out)  # already log-probabilities: cross-entropy applies as is
+    with pytest.raises(ValueError, match="at least one model"):
+        bonus.Ensemble([])
+
+
+def test_validation_only_run_is_tested_later_from_its_saved_weights(fake_root, tmp_path, monkeypatch):
+    # on the CPU, where training is deterministic, so that a fresh run is the reference (CUDA kernels are not)
+    kw = dict(TINY, members=2, data_dir=fake_root, device="cpu")
+    fresh = bonus.run_bonus(results=tmp_path / "fresh", evaluate_test=True, **kw)  # trained and tested in one go
+    val_only = bonus.run_bonus(results=tmp_path / "later", **kw)
+    assert val_only["final"]["test_acc"] is None and len(val_only["members"]) == 2
+    assert val_only["n_params"] == 2 * bonus.count_parameters(bonus.BonusNet(width=4))
+    with monkeypatch.context() as m:
+        m.setattr(bonus, "train", lambda *a, **k: pytest.fail("the saved weights should be tested, not retrained"))
+        tested = bonus.run_bonus(results=tmp_path / "later", evaluate_test=True, **kw)
+    assert tested["final"] == fresh["final"] and tested["test_pred"] == fresh["test_pred"]
+    assert bonus.run_bonus(results=tmp_path / "later", **kw)["final"]["test_acc"] == fresh["final"]["test_acc"]  # cached
+    # unreadable weights: the run is trained again rather than failing
+    bonus.run_bonus(results=tmp_path / "broken", **kw)
+    cfg = bonus.BonusConfig(width=4, members=2, epochs=1, train_subset=1000)
+    (tmp_path / "broken" / f"{cfg.key()}.pt").write_bytes(b"not a checkpoint")
+    again = bonus.run_bonus(results=tmp_path / "broken", evaluate_test=True, **kw)
+    assert again["test_pred"] == fresh["test_pred"]
+
+
+def test_budget_comparison_reads_validation_results_from_the_cache(fake_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(bonus, "BUDGET_CANDIDATES", {"tiny pair": dict(width=4, members=2, epochs=1, train_subset=1000),
+                                                     "never trained": dict(width=5, members=1, epochs=1)})
+    assert bonus.budget_comparison(tmp_path).count("not run here") == 2
+    r = bonus.run_bonus(data_dir=fake_root, results=tmp_path, progress=False, **bonus.BUDGET_CANDIDATES["tiny pair"])
+    table = bonus.budget_comparison(tmp_path)
+    assert f"{100 * r['final']['val_acc']:8.2f}" in table.splitlines()[1] and table.count("not run here") == 1
+    assert r["final"]["test_acc"] is None  # the comparison never looks at the test split
+
+
+def test_class_shift_sees_a_shifted_split_and_not_a_resample():
+    from hw3 import plots
+    from hw3.data import KMNISTSplits, Preprocess
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(10).repeat(60)
+    base = torch.randint(0, 120, (len(labels), 28, 28), generator=g, dtype=torch.uint8)
+    shifted = base.clone()
+    shifted[labels == 3, :, :5] = 255  # class 3 of the "test" split gets a bar on the left
+    splits = KMNISTSplits(images={"train": base, "val": base.flip(0), "test": shifted},
+                          labels={"train": labels, "val": labels.flip(0), "test": labels},
+                          preprocess=Preprocess(0.0, 1.0))
+    d = plots.class_shift(splits)
+    torch.testing.assert_close(d["val"], torch.zeros(10))  # the same images in another order: no shift
+    assert d["test"][3] > 1 and torch.count_nonzero(d["test"]) == 1
+    plots.plot_class_shift(splits)
+    plots.plt.close("all")
+    with pytest.raises(ValueError, match="every class"):
+        plots.class_means(base[:5], labels[:5])
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        plots.class_means(base[:, None], labels)
