@@ -82,8 +82,8 @@ def test_validation_only_run_is_tested_later_from_its_saved_weights(fake_root, t
     assert tested["final"] == fresh["final"] and tested["test_pred"] == fresh["test_pred"]
     assert bonus.run_bonus(results=tmp_path / "later", **kw)["final"]["test_acc"] == fresh["final"]["test_acc"]  # cached
     # unreadable weights: the run is trained again rather than failing
-    bonus.run_bonus(results=tmp_path / "broken", **kw)
     cfg = bonus.BonusConfig(width=4, members=2, epochs=1, train_subset=1000)
+    bonus.write_json_atomic(val_only, tmp_path / "broken" / f"{cfg.key()}.json")  # validated, never tested
     (tmp_path / "broken" / f"{cfg.key()}.pt").write_bytes(b"not a checkpoint")
     again = bonus.run_bonus(results=tmp_path / "broken", evaluate_test=True, **kw)
     assert again["test_pred"] == fresh["test_pred"]
