@@ -195,7 +195,7 @@ def run_bonus(cfg: BonusConfig | None = None, data_dir=None, force: bool = False
     else:
         result = cached
     if evaluate_test:
-        model = models[0] if cfg.members == 1 else Ensemble(models)
+        model = _combine(models)
         chosen = ShiftTTA(model, background) if result["final"]["use_tta"] else model
         result["final"]["test_loss"], result["final"]["test_acc"] = evaluate(chosen, loaders["test"])
         result["test_pred"] = predict_labels(chosen, loaders["test"]).tolist()
@@ -218,7 +218,7 @@ def _train_and_validate(cfg: BonusConfig, loaders: dict, background: float, devi
         for m in models:
             members.append({"val_acc": evaluate(m, loaders["val"])[1],
                             "val_acc_tta": evaluate(ShiftTTA(m, background), loaders["val"])[1]})
-    model = models[0] if cfg.members == 1 else Ensemble(models)
+    model = _combine(models)
     val_loss, val_acc = evaluate(model, loaders["val"])
     tta_val_acc = evaluate(ShiftTTA(model, background), loaders["val"])[1]
     label = f"bonus width {cfg.width}, {cfg.epochs} epochs" + (f", {cfg.members} members" if cfg.members > 1 else "")
@@ -231,6 +231,11 @@ def _train_and_validate(cfg: BonusConfig, loaders: dict, background: float, devi
               "wall_time_s": train_time, "device": describe(device),
               "n_params": cfg.members * count_parameters(BonusNet(cfg.width, cfg.batchnorm)), "torch": torch.__version__}
     return result, models
+
+
+def _combine(models: list[nn.Module]) -> nn.Module:
+    """The model to evaluate: the network itself, or the ensemble of the members."""
+    return models[0] if len(models) == 1 else Ensemble(models)
 
 
 def _save_weights(models: list[nn.Module], path: Path) -> None:

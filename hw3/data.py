@@ -65,6 +65,18 @@ def _missing_files_message(raw: Path, why: str) -> str:
             f"or point HW3_DATA_DIR (or data_dir=...) at a folder that holds KMNIST/raw/.")
 
 
+_MD5_SEEN: dict[tuple, str] = {}  # (path, inode, size, mtime) -> md5: each file version is hashed once per process
+
+
+def _md5(path: Path) -> str:
+    """md5 of a file, remembered for as long as the file keeps its inode, size and modification time."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _MD5_SEEN:
+        _MD5_SEEN[key] = calculate_md5(str(path))
+    return _MD5_SEEN[key]
+
+
 def _bad_files(raw: Path) -> dict[str, str]:
     """Files that are missing or whose md5 differs from RAW_MD5: {name: reason}."""
     bad = {}
@@ -73,7 +85,7 @@ def _bad_files(raw: Path) -> dict[str, str]:
         if not path.exists():
             bad[name] = "missing"
             continue
-        got = calculate_md5(str(path))
+        got = _md5(path)
         if got != want:
             bad[name] = f"md5 {got}, expected {want} (corrupt or partial file)"
     return bad

@@ -136,8 +136,9 @@ def test_corrupted_file_detected_and_set_aside(fake_md5, tmp_path, monkeypatch):
     src, md5 = fake_md5
     monkeypatch.setattr(data, "RAW_MD5", md5)
     shutil.copytree(src, tmp_path, dirs_exist_ok=True)
+    data.ensure_kmnist(tmp_path, download=False)  # verified once: the md5 is remembered for this file version...
     f = tmp_path / "KMNIST" / "raw" / "train-labels-idx1-ubyte"
-    blob = bytearray(f.read_bytes())
+    blob = bytearray(f.read_bytes())  # ...and the same-size overwrite below must still be caught
     blob[100] ^= 0xFF
     f.write_bytes(bytes(blob))
     with pytest.raises(data.DataUnavailableError, match="train-labels-idx1-ubyte.*corrupt"):
