@@ -295,8 +295,10 @@ md(r"""
 - **Validation vs test.** Every working run scores 6–9 points lower on the test set than on validation. The
   validation images are a random split of KMNIST's training set and so come from the same distribution
   as the training images, whereas KMNIST's official test set is known to be harder than a split of its
-  training set (rois-codh/kmnist issue #17). Validation accuracy is good for comparing models, and an
-  optimistic estimate of test accuracy.
+  training set (rois-codh/kmnist issue #17). We measure this in 2.6 (last figure): the mean image of each
+  class lies 0.68–3.52 (L2 distance) from its training mean in the test set, against 0.23–0.35 in the
+  validation split. Validation accuracy is good for comparing models, and an optimistic estimate of
+  test accuracy.
 """)
 
 md(r"""
