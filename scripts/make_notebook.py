@@ -492,7 +492,7 @@ split only; the test split is evaluated once per final design (see the disclosur
 6. **Three networks instead of one bigger one.** The same CPU budget buys one width-24 network (24,
    48, 96 channels) trained for 20 epochs (13.3 minutes here), or three width-16 networks trained
    for 12 epochs each (11.8 minutes), whose predicted probabilities are averaged (second table). On validation the two are
-   tied (99.58% against 99.61%, and 99.64% against 99.63% with TTA: 3 images out of 10,000). The
+   tied (99.58% against 99.61%, and 99.64% against 99.63% with TTA: at most 3 images of 10,000). The
    ensemble has the lower validation loss (0.1234 against 0.1305), that is, better probabilities, and
    averaging independently trained networks is the method that degrades least when the test
    distribution differs from the training one (Lakshminarayanan et al., 2017; Ovadia et al., 2019),
@@ -515,11 +515,11 @@ neither design. We report the design that the validation protocol chose:
 switching back to the one the test set favoured would be model selection on test.
 
 **Why the test set stays out of reach: it is written differently.** In the last figure, the
-validation mean of each class lies 0.23 to 0.35 from the training mean (sampling noise: the training
-file is uniformly shuffled and the validation split is a random part of it), while the test means lie
+validation mean of each class lies 0.23 to 0.35 from the training mean (sampling noise: the
+validation split is a random part of the training file), while the test means lie
 0.68 to 3.52 away; は (ha), や (ya), つ (tsu) and お (o) are, on average, written differently in the
-test set (see the test − train row). This is also why every model of this homework loses accuracy
-from validation to test. Validation cannot see this shift: it saturates near 99.6% for every strong
+test set (see the test − train row). This is the likely reason why every model of this homework
+loses accuracy from validation to test. Validation cannot see this shift: it saturates near 99.6% for every strong
 model here, so no choice made on it can target the test errors. The shift is not the whole story,
 though: the classes whose mean moves most are not where the errors are (や (ya) has 3 errors), since
 the network copes with those variants. Of the 124 test errors, most are す
