@@ -214,12 +214,12 @@ def ablation_table(baseline: dict, rows: list[dict], final: dict) -> str:
         out.append(f"{r['label']:44} {r['config']['epochs']:6d} {_pct(f['val_acc']):>8} {_pct(f['val_acc_tta']):>8} "
                    f"{'-':>8} {r['wall_time_s']:5.0f}s {r['n_params']:7d}")
     f, c = final["final"], final["config"]
-    members = c.get("members", 1)
+    members = c["members"]
     name = (f"final: all of the above{' + TTA' if f['use_tta'] else ''}, "
             + (f"{members} x width {c['width']}" if members > 1 else f"width {c['width']}"))
     out.append(f"{name:44} {c['epochs']:6d} {_pct(f['val_acc']):>8} {_pct(f['val_acc_tta']):>8} "
                f"{_pct(f['test_acc']):>8} {final['wall_time_s']:5.0f}s {final['n_params']:7d}")
-    if final.get("members"):
+    if final["members"]:  # per-network results, recorded for ensembles only
         alone = ", ".join(f"{_pct(m['val_acc'])} ({_pct(m['val_acc_tta'])})" for m in final["members"])
         out.append(f"(each of the {members} networks alone, val acc (val+TTA): {alone})")
     out.append(f"(test accuracy of the final model only, evaluated once{' with TTA' if f['use_tta'] else ''}; "
@@ -238,15 +238,19 @@ def class_means(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.stack([x[labels == c].mean(0) for c in range(len(CLASSES))])
 
 
+def _split_class_means(splits: KMNISTSplits) -> dict[str, torch.Tensor]:
+    return {s: class_means(splits.images[s], splits.labels[s]) for s in ("train", "val", "test")}
+
+
 def class_shift(splits: KMNISTSplits, means: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Per class, the L2 distance of the validation and of the test mean image from the training mean image."""
-    means = means or {s: class_means(splits.images[s], splits.labels[s]) for s in ("train", "val", "test")}
+    means = means or _split_class_means(splits)
     return {s: (means[s] - means["train"]).flatten(1).norm(dim=1) for s in ("val", "test")}
 
 
 def plot_class_shift(splits: KMNISTSplits) -> plt.Figure:
     """Mean image of each class in train, validation and test, and the test-minus-train difference."""
-    means = {s: class_means(splits.images[s], splits.labels[s]) for s in ("train", "val", "test")}
+    means = _split_class_means(splits)
     dist = class_shift(splits, means)
     rows = [("train", means["train"], "gray_r"), ("validation", means["val"], "gray_r"), ("test", means["test"], "gray_r"),
             ("test - train", means["test"] - means["train"], "RdBu_r")]
