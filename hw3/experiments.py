@@ -57,8 +57,9 @@ class Config:
 
 
 def config_digest(config) -> str:
-    """sha1 of a config dataclass together with the md5s of the data files it was trained on."""
-    payload = json.dumps([dataclasses.asdict(config), data.RAW_MD5], sort_keys=True)
+    """sha1 of a config (a dataclass or its dict of fields) together with the md5s of the data files it was trained on."""
+    fields = config if isinstance(config, dict) else dataclasses.asdict(config)
+    payload = json.dumps([fields, data.RAW_MD5], sort_keys=True)
     return hashlib.sha1(payload.encode()).hexdigest()
 
 

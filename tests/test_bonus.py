@@ -19,6 +19,40 @@ def test_random_affine_keeps_shape_background_and_varies():
     torch.testing.assert_close(still, x, atol=1e-5, rtol=0)  # the identity warp changes nothing
 
 
+def test_elastic_deformation_moves_pixels_by_about_the_simard_amount():
+    x = torch.zeros(400, 1, 28, 28)
+    x[:, :, :, 14] = 1.0  # a vertical stroke: its horizontal displacement is visible row by row
+    still = dict(max_shift=0, max_deg=0, max_scale=0)
+    torch.testing.assert_close(bonus.RandomAffine(0.0, seed=0, elastic_alpha=0.0, **still)(x), x, atol=1e-5, rtol=0)
+    out = bonus.RandomAffine(0.0, seed=0, elastic_alpha=34.0, elastic_sigma=4.0, **still)(x)
+    cols = torch.arange(28.0)
+    centre = (out[:, 0] * cols).sum(-1) / out[:, 0].sum(-1).clamp_min(1e-6)  # where the stroke is, per row
+    shift = (centre[:, 6:22] - 14).flatten()  # inner rows, away from the zero-padded border of the blur
+    assert 0.8 < shift.std() < 2.0 and shift.mean().abs() < 0.2  # about 1.3 px, no drift
+    rows = centre[:, 6:22] - 14
+    assert (rows[:, 1:] - rows[:, :-1]).abs().mean() < 0.5 * rows.std()  # smooth: neighbours move together
+    assert not torch.equal(out[0], out[1])  # a different field per sample
+
+
+def test_gaussian_blur_matches_a_convolution_with_zero_padding():
+    f = torch.randn(3, 2, 28, 20)
+    r = 20
+    t = torch.arange(-r, r + 1.0)
+    k = torch.exp(-t ** 2 / 8) / (2 * torch.pi) ** 0.5 / 2  # sigma 2
+    ref = torch.nn.functional.conv2d(f.reshape(-1, 1, 28, 20), k.view(1, 1, 1, -1), padding=(0, r))
+    ref = torch.nn.functional.conv2d(ref, k.view(1, 1, -1, 1), padding=(r, 0)).reshape(f.shape)
+    torch.testing.assert_close(bonus.gaussian_blur(f, 2.0), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_old_configurations_keep_their_cache_names():
+    # the elastic switch came last: configurations without it hash exactly as before it existed
+    from hw3.experiments import config_digest
+    cfg = bonus.BonusConfig(elastic=False)
+    fields = {k: v for k, v in bonus.dataclasses.asdict(cfg).items() if k != "elastic"}
+    assert cfg.key() == "bonus-" + config_digest(fields)[:12]
+    assert bonus.BonusConfig(elastic=True).key() != cfg.key()
+
+
 def test_shift_tta_averages_five_views():
     model = bonus.BonusNet(width=4).eval()
     x = torch.randn(3, 1, 28, 28)
