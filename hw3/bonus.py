@@ -40,7 +40,7 @@ class BonusConfig:
     members: int = 3              # independently seeded networks whose predicted probabilities are averaged
     batchnorm: bool = True
     augment: bool = True          # random affine (shift, rotation, scale) per sample, on the device
-    elastic: bool = True          # with augment: add a random elastic deformation (Simard et al., 2003)
+    elastic: bool = False         # with augment: add a random elastic deformation (Simard et al., 2003); rejected
     label_smoothing: float = 0.1
     ema: bool = True              # validate and test an exponential moving average of the weights
     epochs: int = FINAL_EPOCHS
@@ -72,18 +72,18 @@ class BonusConfig:
 # The ablation: each row adds one idea to the previous one (the homework CNN of 2.3 is the baseline).
 # Test-time augmentation needs no training: every row is validated with and without it.
 ABLATION: list[tuple[str, dict]] = [
-    ("BN-CNN, OneCycle SGD", dict(members=1, augment=False, elastic=False, label_smoothing=0.0, ema=False)),
-    ("+ affine augmentation", dict(members=1, elastic=False, label_smoothing=0.0, ema=False)),
-    ("+ label smoothing", dict(members=1, elastic=False, ema=False)),
-    ("+ EMA of weights", dict(members=1, elastic=False)),
-    ("+ elastic deformation", dict(members=1)),
+    ("BN-CNN, OneCycle SGD", dict(members=1, augment=False, label_smoothing=0.0, ema=False)),
+    ("+ affine augmentation", dict(members=1, label_smoothing=0.0, ema=False)),
+    ("+ label smoothing", dict(members=1, ema=False)),
+    ("+ EMA of weights", dict(members=1)),
 ]
-# The final model adds the ensemble. How to spend its training budget was decided on validation:
-# these candidates cost about the same on a 2-core CPU (a width-16 epoch costs 0.53 of a width-24 one).
-# (This comparison was made before the elastic deformation was added, so the candidates keep it off.)
-BUDGET_CANDIDATES: dict[str, dict] = {
-    "one width-24 network, 20 epochs": dict(width=24, members=1, epochs=20, elastic=False),
-    "three width-16 networks, 12 epochs each": dict(width=16, members=3, epochs=12, elastic=False),
+# The final model adds the ensemble. The candidates for it, compared on validation only; they cost about
+# the same on a 2-core CPU (a width-16 epoch costs 0.53 of a width-24 one). The third, with elastic
+# deformation, had to come within 0.10 points of the second on validation to be tested; it did not.
+FINAL_CANDIDATES: dict[str, dict] = {
+    "one width-24 network, 20 epochs": dict(width=24, members=1, epochs=20),
+    "three width-16 networks, 12 epochs each": dict(width=16, members=3, epochs=12),
+    "the same three + elastic deformation": dict(width=16, members=3, epochs=12, elastic=True),
 }
 
 
@@ -302,10 +302,10 @@ def bonus_ablation(epochs: int = ABLATION_EPOCHS, final_epochs: int = FINAL_EPOC
     return rows, final
 
 
-def budget_comparison(results=None) -> str:
-    """The BUDGET_CANDIDATES found in the cache, on validation only (python scripts/bonus_sweep.py trains them)."""
+def candidate_comparison(results=None) -> str:
+    """The FINAL_CANDIDATES found in the cache, on validation only (python scripts/bonus_sweep.py trains them)."""
     lines = [f"{'candidate (validation only)':42} {'val acc':>8} {'val+TTA':>8} {'val NLL':>8} {'time':>6}"]
-    for name, overrides in BUDGET_CANDIDATES.items():
+    for name, overrides in FINAL_CANDIDATES.items():
         r = load_result(results_dir(results) / f"{BonusConfig(**overrides).key()}.json")
         if r is None:
             lines.append(f"{name:42} (not run here: PYTHONPATH=. python scripts/bonus_sweep.py)")

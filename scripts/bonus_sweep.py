@@ -1,4 +1,4 @@
-"""How to spend the bonus's training budget: hw3.bonus.BUDGET_CANDIDATES, compared on validation only.
+"""The candidates for the bonus's final model (hw3.bonus.FINAL_CANDIDATES), compared on validation only.
 
     PYTHONPATH=. python scripts/bonus_sweep.py            # train the candidates not yet cached, then print the comparison
     PYTHONPATH=. python scripts/bonus_sweep.py --force    # retrain them
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from hw3.bonus import BUDGET_CANDIDATES, budget_comparison, run_bonus
+from hw3.bonus import FINAL_CANDIDATES, candidate_comparison, run_bonus
 
 
 def main() -> None:
@@ -17,11 +17,11 @@ def main() -> None:
     p.add_argument("--force", action="store_true", help="retrain even when a cached result exists")
     p.add_argument("--data", metavar="DIR", default=None, help="KMNIST folder (default: $HW3_DATA_DIR, else data/)")
     args = p.parse_args()
-    for name, overrides in BUDGET_CANDIDATES.items():
+    for name, overrides in FINAL_CANDIDATES.items():
         r = run_bonus(data_dir=args.data, force=args.force, progress=False, **overrides)  # validation only
         print(f"{name}: val {100 * r['final']['val_acc']:.2f}%, val+TTA {100 * r['final']['val_acc_tta']:.2f}%, "
               f"{r['wall_time_s']:.0f}s", flush=True)
-    print(budget_comparison())
+    print(candidate_comparison())
 
 
 if __name__ == "__main__":

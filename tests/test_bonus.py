@@ -123,12 +123,12 @@ def test_validation_only_run_is_tested_later_from_its_saved_weights(fake_root, t
     assert again["test_pred"] == fresh["test_pred"]
 
 
-def test_budget_comparison_reads_validation_results_from_the_cache(fake_root, tmp_path, monkeypatch):
-    monkeypatch.setattr(bonus, "BUDGET_CANDIDATES", {"tiny pair": dict(width=4, members=2, epochs=1, train_subset=1000),
+def test_candidate_comparison_reads_validation_results_from_the_cache(fake_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(bonus, "FINAL_CANDIDATES", {"tiny pair": dict(width=4, members=2, epochs=1, train_subset=1000),
                                                      "never trained": dict(width=5, members=1, epochs=1)})
-    assert bonus.budget_comparison(tmp_path).count("not run here") == 2
-    r = bonus.run_bonus(data_dir=fake_root, results=tmp_path, progress=False, **bonus.BUDGET_CANDIDATES["tiny pair"])
-    table = bonus.budget_comparison(tmp_path)
+    assert bonus.candidate_comparison(tmp_path).count("not run here") == 2
+    r = bonus.run_bonus(data_dir=fake_root, results=tmp_path, progress=False, **bonus.FINAL_CANDIDATES["tiny pair"])
+    table = bonus.candidate_comparison(tmp_path)
     assert f"{100 * r['final']['val_acc']:8.2f}" in table.splitlines()[1] and table.count("not run here") == 1
     assert r["final"]["test_acc"] is None  # the comparison never looks at the test split
 
