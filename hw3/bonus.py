@@ -55,6 +55,8 @@ class BonusConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"BonusConfig.{name} must be a positive integer, got {value!r}")
+        if self.elastic and not self.augment:
+            raise ValueError("BonusConfig.elastic deforms the augmented images: it needs augment=True, got augment=False")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"BonusConfig.label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not (self.lr > 0 and self.weight_decay >= 0):
@@ -109,11 +111,14 @@ class RandomAffine:
     """Batched random warps on the device: an affine map (shift up to 2 px, rotation up to 10 deg, scale
     0.9-1.1), plus, when elastic_alpha > 0, an elastic deformation: a random displacement per pixel,
     uniform in [-1, 1], smoothed by a Gaussian of width elastic_sigma and scaled by elastic_alpha pixels
-    (Simard et al., 2003; their MNIST values, alpha 34 and sigma 4, move a pixel by about 1.4 px)."""
+    (Simard et al., 2003; their MNIST values, alpha 34 and sigma 4, move a pixel by about 1.3 px)."""
 
     def __init__(self, background: float, seed: int, max_shift: float = 2.0, max_deg: float = 10.0, max_scale: float = 0.1,
                  elastic_alpha: float = 0.0, elastic_sigma: float = 4.0):
         self.background, self.max_shift, self.max_deg, self.max_scale = background, max_shift, max_deg, max_scale
+        if not (elastic_alpha >= 0 and elastic_sigma > 0):
+            raise ValueError(f"RandomAffine needs elastic_alpha >= 0 and elastic_sigma > 0, got "
+                             f"elastic_alpha={elastic_alpha!r}, elastic_sigma={elastic_sigma!r}")
         self.elastic_alpha, self.elastic_sigma = elastic_alpha, elastic_sigma
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -137,6 +142,8 @@ class RandomAffine:
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur the last two dimensions with a normalised Gaussian (zeros beyond the border): one matrix
     product per dimension, much faster on a CPU than a depthwise convolution."""
+    if not sigma > 0:
+        raise ValueError(f"gaussian_blur needs sigma > 0, got {sigma!r}")
     def matrix(size: int) -> torch.Tensor:  # row i holds the Gaussian centred on pixel i
         t = torch.arange(size, dtype=x.dtype, device=x.device)
         return torch.exp(-(t[:, None] - t[None, :]) ** 2 / (2 * sigma ** 2)) / (math.sqrt(2 * math.pi) * sigma)

@@ -32,6 +32,10 @@ def test_elastic_deformation_moves_pixels_by_about_the_simard_amount():
     rows = centre[:, 6:22] - 14
     assert (rows[:, 1:] - rows[:, :-1]).abs().mean() < 0.5 * rows.std()  # smooth: neighbours move together
     assert not torch.equal(out[0], out[1])  # a different field per sample
+    with pytest.raises(ValueError, match="elastic_sigma > 0"):
+        bonus.RandomAffine(0.0, seed=0, elastic_alpha=34.0, elastic_sigma=0.0)
+    with pytest.raises(ValueError, match="sigma > 0"):
+        bonus.gaussian_blur(x, -1.0)
 
 
 def test_gaussian_blur_matches_a_convolution_with_zero_padding():
@@ -83,7 +87,7 @@ def test_bonus_learns(fake_root, tmp_path):
 
 
 @pytest.mark.parametrize("bad", [dict(members=0), dict(width=-1), dict(epochs=2.5), dict(label_smoothing=1.0),
-                                 dict(lr=0.0), dict(members=True)])
+                                 dict(lr=0.0), dict(members=True), dict(elastic=True, augment=False)])
 def test_bonus_config_rejects_bad_values(bad):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):
