@@ -114,7 +114,7 @@ class RandomAffine:
     (Simard et al., 2003; their MNIST values, alpha 34 and sigma 4, move a pixel by about 1.3 px)."""
 
     def __init__(self, background: float, seed: int, max_shift: float = 2.0, max_deg: float = 10.0, max_scale: float = 0.1,
-                 elastic_alpha: float = 0.0, elastic_sigma: float = 4.0):
+                 elastic_alpha: float = 0.0, elastic_sigma: float = ELASTIC_SIGMA):
         self.background, self.max_shift, self.max_deg, self.max_scale = background, max_shift, max_deg, max_scale
         if not (elastic_alpha >= 0 and elastic_sigma > 0):
             raise ValueError(f"RandomAffine needs elastic_alpha >= 0 and elastic_sigma > 0, got "
@@ -199,8 +199,7 @@ def _train_one(cfg: BonusConfig, seed: int, loaders: dict, background: float, de
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs,
                                                 steps_per_epoch=len(loaders["train"]), pct_start=0.25)
     ema = AveragedModel(model, avg_fn=ema_update, use_buffers=True) if cfg.ema else None
-    augment = RandomAffine(background, seed, elastic_alpha=ELASTIC_ALPHA if cfg.elastic else 0.0,
-                           elastic_sigma=ELASTIC_SIGMA) if cfg.augment else None
+    augment = RandomAffine(background, seed, elastic_alpha=ELASTIC_ALPHA if cfg.elastic else 0.0) if cfg.augment else None
     hist = train(model, loaders, opt, cfg.epochs, progress=progress, desc=desc, augment=augment,
                  scheduler=sched, label_smoothing=cfg.label_smoothing, ema=ema)
     return (ema.module if ema is not None else model), hist
