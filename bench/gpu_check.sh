@@ -9,6 +9,7 @@ python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__ve
 python3 -m hw3 run mlp --no-progress
 python3 -m hw3 run cnn --no-progress
 python3 -m hw3 run permuted --no-progress
+python3 -m hw3 run controls --no-progress
 # the bonus's final-model candidates, one after the other, validation only (run as 8 parallel processes on
 # one H200, none of them finished within 7 minutes: do not share the GPU between processes)
-python3 scripts/bonus_sweep.py
+python3 -m hw3 sweep --no-progress

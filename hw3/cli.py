@@ -1,10 +1,15 @@
-"""Command line: `python -m hw3 run mlp|cnn|permuted|bonus|all [options]`, the notebook's experiments."""
+"""Command line: every experiment of the notebook, and the export of the notebook as one self-contained file.
+
+  python -m hw3 run mlp|cnn|permuted|bonus|all   the runs of 2.2 to 2.6 (cached under results/)
+  python -m hw3 sweep                            2.6's side studies on validation (final-model candidates, seeds)
+  python -m hw3 export                           homework3.ipynb with the hw3 code inside it, to hand in
+"""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-
-from . import experiments
+from pathlib import Path
 
 
 def _positive_int(text: str) -> int:
@@ -17,41 +22,74 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _training_options() -> argparse.ArgumentParser:
+    """The options every training command shares."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--data", metavar="DIR", default=None,
+                   help="KMNIST folder holding KMNIST/raw/ (default: $HW3_DATA_DIR, else data/)")
+    p.add_argument("--results", metavar="DIR", default=None,
+                   help="where results and figures go (default: $HW3_RESULTS_DIR, else results/)")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the fastest available)")
+    p.add_argument("--force", action="store_true", help="retrain even when a cached result exists")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (its --help documents every option)."""
-    p = argparse.ArgumentParser(prog="python -m hw3", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True, metavar="run")
-    run = sub.add_parser("run", help="run experiments (cached under results/) and save their figures",
+    """The argument parser (its --help documents every command and option)."""
+    from . import experiments
+    p = argparse.ArgumentParser(prog="python -m hw3", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,sweep,export}")
+    shared = _training_options()
+    run = sub.add_parser("run", parents=[shared], help="run the experiments of 2.2 to 2.6 and save their figures",
                          description="Run the experiments of Part 2. Finished runs are cached as JSON under the "
                                      "results folder and loaded instead of retrained unless --force is given; "
                                      "figures are saved under <results>/figures/.")
     run.add_argument("group", choices=[*experiments.GROUPS, "all"],
                      help="mlp: 2.2 (4 optimizers); cnn: 2.3 (4 optimizers); permuted: 2.5 (MLP and CNN, "
-                          "SGD-Nesterov, permuted pixels); bonus: 2.6; all: every group")
+                          "SGD-Nesterov, permuted pixels); bonus: 2.6 (ablation and final model); all: every group")
     run.add_argument("--epochs", type=_positive_int, default=20, help="epochs per run for mlp/cnn/permuted (default 20)")
     run.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size (default 64)")
     run.add_argument("--seed", type=int, default=0, help="seed of the initialisation and data order (default 0)")
-    run.add_argument("--data", metavar="DIR", default=None,
-                     help="KMNIST folder holding KMNIST/raw/ (default: $HW3_DATA_DIR, else data/)")
-    run.add_argument("--results", metavar="DIR", default=None,
-                     help="where results and figures go (default: $HW3_RESULTS_DIR, else results/)")
-    run.add_argument("--device", default=None, help="cpu, cuda or mps (default: the fastest available)")
-    run.add_argument("--force", action="store_true", help="retrain even when a cached result exists")
-    run.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    sweep = sub.add_parser("sweep", parents=[shared], help="2.6 on validation: final-model candidates and seed spread",
+                           description="Train (or load from the cache) the candidates for the final model of 2.6 "
+                                       "and the ablation rows with three seeds, all judged on validation, and "
+                                       "print both tables (about 45 minutes on a 2-core CPU when nothing is cached).")
+    sweep.add_argument("--record", action="store_true",
+                       help="also write the summary that the notebook shows to hw3/recorded/sweep.json")
+    export = sub.add_parser("export", help="write one self-contained notebook to hand in",
+                            description="Write homework3.ipynb, with its outputs, as a single notebook that carries "
+                                        "the hw3 package inside it: uploaded alone to Colab, 'Run all' works.")
+    export.add_argument("--out", metavar="FILE", default="dist/homework3.ipynb",
+                        help="where to write it (default: dist/homework3.ipynb)")
+    export.add_argument("--notebook", metavar="FILE", default=None,
+                        help="the notebook to export (default: the project's homework3.ipynb)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    if args.command == "export":
+        return _export(args)
     import matplotlib
     matplotlib.use("Agg")
-    from . import plots
-
-    groups = experiments.GROUPS if args.group == "all" else (args.group,)
-    figures = experiments.results_dir(args.results) / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if args.command == "run":
+        _run(args)
+    else:
+        _sweep(args)
+    print(f"\ntotal {time.perf_counter() - t0:.0f} s (cached runs cost nothing)")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    from . import experiments, plots
+    from .cache import results_dir
+    groups = experiments.GROUPS if args.group == "all" else (args.group,)
+    figures = results_dir(args.results) / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
     for group in groups:
         results = experiments.run_group(group, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                                         data_dir=args.data, force=args.force, results=args.results,
@@ -61,5 +99,25 @@ def main(argv: list[str] | None = None) -> int:
             fig = plots.plot_learning_curves(results, title=f"{group}: learning curves")
             fig.savefig(figures / f"{group}_curves.png", dpi=120)
             print(f"figure: {figures / f'{group}_curves.png'}")
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s (cached runs cost nothing)")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from . import sweep
+    summary = sweep.run_sweep(data_dir=args.data, results=args.results, force=args.force, device=args.device,
+                              progress=not args.no_progress)
+    print(f"\n{sweep.candidate_table(summary)}\n\n{sweep.seed_table(summary)}")
+    if args.record:
+        print(f"\nrecorded: {sweep.record(summary)}")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import ExportError, export_notebook
+    try:
+        out, warnings = export_notebook(Path(args.out), Path(args.notebook) if args.notebook else None)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"wrote {out}: upload this one file to Colab (or hand it in) and run all cells")
     return 0

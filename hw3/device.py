@@ -24,6 +24,18 @@ def describe(device: torch.device) -> str:
     return device.type
 
 
+def cpu_name() -> str:
+    """The processor's model name (from /proc/cpuinfo on Linux, else what the platform module says)."""
+    import platform
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return name or platform.processor() or platform.machine() or "unknown processor"
+
+
 def environment_summary() -> str:
     """Device and library versions, for the top of the notebook."""
     import platform
@@ -31,5 +43,5 @@ def environment_summary() -> str:
     import numpy
     import torchvision
     dev = pick_device()
-    return (f"device: {describe(dev)} | python {platform.python_version()} | torch {torch.__version__} | "
+    return (f"device: {describe(dev)} | cpu: {cpu_name()} | python {platform.python_version()} | torch {torch.__version__} | "
             f"torchvision {torchvision.__version__} | numpy {numpy.__version__}")

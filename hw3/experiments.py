@@ -2,24 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from . import data
+from . import bonus, data
+from .cache import config_digest, load_result, results_dir, save_result
+from .data import DATASETS, load_splits, permutation
 from .device import describe, pick_device
-from .models import build_model, count_parameters
-from .train import OPTIMIZERS, evaluate, make_optimizer, train
-
-RESULTS_DIR = data.PROJECT_ROOT / "results"
-PERMUTATION_SEED = 2024  # the one pixel permutation of PermutedKMNIST (question 2.5)
-DATASETS = ("plain", "permuted")
+from .models import MODELS, build_model, count_parameters, prepare_model
+from .train import CONTROLS, OPTIMIZERS, evaluate, make_optimizer, train
 
 
 @dataclass(frozen=True)
@@ -35,11 +29,10 @@ class Config:
     train_subset: int | None = None  # first N training images only (quick mode)
 
     def __post_init__(self):
-        from .models import MODELS
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.optimizer not in {**OPTIMIZERS, **CONTROLS}:
+            raise ValueError(f"optimizer must be one of {[*OPTIMIZERS, *CONTROLS]}, got {self.optimizer!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         for name in ("epochs", "batch_size"):
@@ -48,7 +41,7 @@ class Config:
 
     @property
     def label(self) -> str:
-        return OPTIMIZERS[self.optimizer][0]
+        return {**OPTIMIZERS, **CONTROLS}[self.optimizer][0]
 
     def key(self) -> str:
         """A file name for the result: readable, plus a hash of the config and of the data files."""
@@ -56,62 +49,16 @@ class Config:
         return f"{self.model}-{self.dataset}-{self.optimizer}-e{self.epochs}-b{self.batch_size}-s{self.seed}-{digest}"
 
 
-def config_digest(config) -> str:
-    """sha1 of a config (a dataclass or its dict of fields) together with the md5s of the data files it was trained on."""
-    fields = config if isinstance(config, dict) else dataclasses.asdict(config)
-    payload = json.dumps([fields, data.RAW_MD5], sort_keys=True)
-    return hashlib.sha1(payload.encode()).hexdigest()
-
-
-def results_dir(path: str | os.PathLike | None = None) -> Path:
-    """Where results go: the argument, else $HW3_RESULTS_DIR, else the project's results/."""
-    return Path(path or os.environ.get("HW3_RESULTS_DIR") or RESULTS_DIR)
-
-
-def write_json_atomic(obj: dict, path: Path) -> None:
-    """Write JSON to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_result(path: Path) -> dict | None:
-    """A cached result, or None when absent or unreadable (then the run is simply redone)."""
-    try:
-        with open(path) as f:
-            result = json.load(f)
-        return result if isinstance(result, dict) and "history" in result and "final" in result else None
-    except (OSError, ValueError):
-        return None
-
-
-def permutation() -> data.RandomPermutation:
-    """The fixed permutation of PermutedKMNIST, shared by its train, validation and test splits."""
-    return data.RandomPermutation(28 * 28, seed=PERMUTATION_SEED)
-
-
-def load_splits(dataset: str, data_dir=None, train_subset: int | None = None) -> data.KMNISTSplits:
-    """The KMNIST splits for 'plain' or 'permuted', optionally with only the first N training images."""
-    splits = data.kmnist_splits(data_dir, permutation() if dataset == "permuted" else None)
-    if train_subset:
-        splits.images["train"] = splits.images["train"][:train_subset]
-        splits.labels["train"] = splits.labels["train"][:train_subset]
-    return splits
-
-
-def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Move a model to the device; channels_last on the CPU, where it makes oneDNN's convolutions faster."""
-    model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
+def _train_config(config: Config, data_dir, device, progress: bool) -> tuple[torch.nn.Module, dict, dict, float]:
+    """Build and train one configuration: returns the model, its loaders, the history and the training time."""
+    splits = load_splits(config.dataset, data_dir, config.train_subset)
+    loaders = data.device_loaders(splits, config.batch_size, device, seed=config.seed)
+    model = prepare_model(build_model(config.model, seed=config.seed), device)
+    optimizer = make_optimizer(config.optimizer, model.parameters())
+    t0 = time.perf_counter()
+    history = train(model, loaders, optimizer, config.epochs, progress=progress,
+                    desc=f"{config.model} {config.dataset} {config.label}")
+    return model, loaders, history, time.perf_counter() - t0
 
 
 def run_experiment(config: Config, data_dir=None, force: bool = False, results: str | os.PathLike | None = None,
@@ -121,14 +68,7 @@ def run_experiment(config: Config, data_dir=None, force: bool = False, results: 
     if not force and (cached := load_result(path)) is not None:
         return cached
     device = pick_device(str(device) if device else None)
-    splits = load_splits(config.dataset, data_dir, config.train_subset)
-    loaders = data.device_loaders(splits, config.batch_size, device, seed=config.seed)
-    model = prepare_model(build_model(config.model, seed=config.seed), device)
-    optimizer = make_optimizer(config.optimizer, model.parameters())
-    t0 = time.perf_counter()
-    history = train(model, loaders, optimizer, config.epochs, progress=progress,
-                    desc=f"{config.model} {config.dataset} {config.label}")
-    train_time = time.perf_counter() - t0
+    model, loaders, history, train_time = _train_config(config, data_dir, device, progress)
     test_loss, test_acc = evaluate(model, loaders["test"])
     result = {
         "config": dataclasses.asdict(config), "label": config.label, "history": history,
@@ -138,35 +78,70 @@ def run_experiment(config: Config, data_dir=None, force: bool = False, results: 
         "wall_time_s": train_time, "device": describe(device), "n_params": count_parameters(model),
         "torch": torch.__version__,
     }
-    write_json_atomic(_finite_or_none(result), path)
+    save_result(result, path)
     return result
+
+
+def collapse_report(config: Config | None = None, data_dir=None, device=None, progress: bool = False) -> dict:
+    """What a collapsed MLP computes (question 2.2, Adam lr=1): the run is trained again exactly as in
+    run_experiment, then looked at on the validation split. A hidden unit is dead when its ReLU outputs
+    0 for every validation image; the outputs are constant when they do not depend on the image."""
+    config = config or Config(model="mlp", optimizer="adam_lr1")
+    if config.model != "mlp":
+        raise ValueError(f"collapse_report looks inside the MLP's hidden layers, got model {config.model!r}")
+    device = pick_device(str(device) if device else None)
+    model, loaders, history, _ = _train_config(config, data_dir, device, progress)
+    relus = [m for m in model.net if isinstance(m, torch.nn.ReLU)]
+    active = [None] * len(relus)  # per unit: was it ever > 0 on a validation image?
+
+    def watch(i):
+        def hook(_module, _inputs, out):
+            seen = (out > 0).any(0)
+            active[i] = seen if active[i] is None else active[i] | seen
+        return hook
+
+    handles = [r.register_forward_hook(watch(i)) for i, r in enumerate(relus)]
+    model.eval()
+    logits, labels = [], []
+    try:
+        with torch.inference_mode():
+            for x, y in loaders["val"]:
+                logits.append(model(x).float().cpu())
+                labels.append(y.cpu())
+    finally:
+        for h in handles:
+            h.remove()
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    probs = logits.softmax(1)
+    mean_p = probs.mean(0)
+    return {"label": config.label, "epochs": config.epochs,
+            "dead_fraction": [float(1 - a.float().mean()) for a in active],
+            "hidden_units": [int(a.numel()) for a in active],
+            "predicted_classes": torch.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist(),
+            "mean_probs": mean_p.tolist(),
+            "max_deviation_from_mean_probs": float((probs - mean_p).abs().max()),
+            "identical_output_share": float(torch.unique(probs, dim=0, return_counts=True)[1].max() / len(probs)),
+            "val_loss": float(torch.nn.functional.cross_entropy(logits, labels)),
+            "val_acc": float((probs.argmax(1) == labels).float().mean()),
+            "max_step_loss": max(history["step_loss"]) if history["step_loss"] else None}
 
 
 def _last(values: list):
     return values[-1] if values else None
 
 
-def _finite_or_none(obj):
-    """JSON has no NaN/inf: store them as null."""
-    if isinstance(obj, float):
-        return obj if obj == obj and abs(obj) != float("inf") else None
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite_or_none(v) for v in obj]
-    return obj
-
-
 # ---------------------------------------------------------------------------------------------
 # the experiment groups of the notebook and the command line
 
-GROUPS = ("mlp", "cnn", "permuted", "bonus")
+GROUPS = ("mlp", "cnn", "permuted", "controls", "bonus")
 
 
 def run_group(name: str, epochs: int = 20, batch_size: int = 64, seed: int = 0, train_subset: int | None = None,
               bonus_epochs: tuple[int, int] | None = None, **run_kwargs) -> list[dict]:
-    """The runs behind one question: 'mlp' (2.2), 'cnn' (2.3), 'permuted' (2.5) or 'bonus' (2.6).
+    """The runs behind one question: 'mlp' (2.2), 'cnn' (2.3), 'permuted' (2.5), 'controls' or 'bonus' (2.6).
 
+    'controls' checks two claims of 2.2: the four MLP runs again with the next seed (their spread is
+    the run-to-run variation), and Adam with lr=0.001 (is lr=0.01 too large?).
     For 'bonus', `bonus_epochs` = (epochs per ablation row, epochs of the final model) overrides the
     defaults of hw3.bonus; the other groups use `epochs` and `batch_size`."""
     common = dict(epochs=epochs, batch_size=batch_size, seed=seed, train_subset=train_subset)
@@ -175,10 +150,13 @@ def run_group(name: str, epochs: int = 20, batch_size: int = 64, seed: int = 0, 
     if name == "permuted":
         return [run_experiment(Config(model=m, optimizer="nesterov", dataset="permuted", **common), **run_kwargs)
                 for m in ("mlp", "cnn")]
+    if name == "controls":
+        reseeded = dict(common, seed=seed + 1)
+        return ([run_experiment(Config(model="mlp", optimizer=opt, **reseeded), **run_kwargs) for opt in OPTIMIZERS]
+                + [run_experiment(Config(model="mlp", optimizer=opt, **common), **run_kwargs) for opt in CONTROLS])
     if name == "bonus":
-        from .bonus import ABLATION_EPOCHS, FINAL_EPOCHS, bonus_ablation
-        ablation_epochs, final_epochs = bonus_epochs or (ABLATION_EPOCHS, FINAL_EPOCHS)
-        rows, final = bonus_ablation(ablation_epochs, final_epochs, seed=seed, train_subset=train_subset, **run_kwargs)
+        ablation_epochs, final_epochs = bonus_epochs or (bonus.ABLATION_EPOCHS, bonus.FINAL_EPOCHS)
+        rows, final = bonus.bonus_ablation(ablation_epochs, final_epochs, seed=seed, train_subset=train_subset, **run_kwargs)
         return rows + [final]
     raise ValueError(f"experiment group must be one of {GROUPS} or 'all', got {name!r}")
 
@@ -229,6 +207,11 @@ class RunSettings:
         if os.environ.get("HW3_QUICK") == "1":
             kwargs.update(epochs=1, train_subset=1000, bonus_epochs=(1, 1), bonus_width=4)
         return cls(**kwargs)
+
+    def config(self, model: str, optimizer: str, dataset: str = "plain") -> Config:
+        """The Config of one run of these settings."""
+        return Config(model=model, optimizer=optimizer, dataset=dataset, epochs=self.epochs, batch_size=self.batch_size,
+                      seed=self.seed, train_subset=self.train_subset)
 
     def run(self, group: str, **kwargs) -> list[dict]:
         """run_group with these settings (kwargs such as force=True pass through)."""

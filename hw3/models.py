@@ -59,6 +59,12 @@ def build_model(name: str, seed: int | None = None) -> nn.Module:
     return MODELS[name]()
 
 
+def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:
+    """Move a model to the device; channels_last on the CPU, where it makes oneDNN's convolutions faster."""
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
+
+
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable parameters of a model."""
     if not isinstance(model, nn.Module):

@@ -181,7 +181,8 @@ def show_mistakes(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tens
 
 
 def run_facts(results: list[dict]) -> str:
-    """Plain-text facts the written answers rest on: best validation epoch, over-fitting signs, val-test gap."""
+    """Plain-text facts the written answers rest on: accuracy after one epoch, the largest step loss, best
+    validation epoch, how far the validation loss rose from its minimum, the validation-test gap."""
     lines = []
     for r, name in zip(results, run_labels(results)):
         h, f = r["history"], r["final"]
@@ -189,17 +190,53 @@ def run_facts(results: list[dict]) -> str:
         losses = [v if v is not None else float("inf") for v in h["val_loss"]]
         best_acc_ep = max(range(len(accs)), key=accs.__getitem__)
         best_loss_ep = min(range(len(losses)), key=losses.__getitem__)
-        line = (f"{name}: best val acc {_pct(h['val_acc'][best_acc_ep])} at epoch {h['epoch'][best_acc_ep]}, "
-                f"final {_pct(f['val_acc'])}; min val loss {_fmt(losses[best_loss_ep], '.4f')} at epoch "
-                f"{h['epoch'][best_loss_ep]}, final {_fmt(f['val_loss'], '.4f')}")
-        if f["train_loss"] is not None and f["val_loss"] is not None:
-            line += f"; final train loss {f['train_loss']:.4f}"
+        line = (f"{name}: val acc after epoch 1 {_pct(h['val_acc'][1] if len(h['val_acc']) > 1 else None)}, "
+                f"best {_pct(h['val_acc'][best_acc_ep])} at epoch {h['epoch'][best_acc_ep]}, final {_pct(f['val_acc'])}; "
+                f"min val loss {_fmt(losses[best_loss_ep], '.4f')} at epoch {h['epoch'][best_loss_ep]}, "
+                f"final {_fmt(f['val_loss'], '.4f')}")
+        if f["val_loss"] is not None and math.isfinite(losses[best_loss_ep]) and losses[best_loss_ep] > 0:
+            line += f" ({100 * (f['val_loss'] / losses[best_loss_ep] - 1):+.0f}% from the min)"
+        if f["train_loss"] is not None:
+            line += f"; final train loss {f['train_loss']:.2g}"
+        finite_steps = [v for v in h["step_loss"] if v is not None]
+        if finite_steps:
+            line += f"; largest step loss {max(finite_steps):.3g}"
         if f["test_acc"] is not None and f["val_acc"] is not None:
             line += f"; test - val = {100 * (f['test_acc'] - f['val_acc']):+.2f} points"
         if f["diverged"]:
             line += f"; DIVERGED at step {h['diverged_step']}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def compare_runs(a: list[dict], b: list[dict], name_a: str, name_b: str) -> str:
+    """Two lists of runs matched by position (e.g. MLP and CNN per optimizer, or seed 0 and seed 1):
+    validation and test accuracy of each, and the difference b - a in points."""
+    if len(a) != len(b):
+        raise ValueError(f"expected two lists of runs of one length, got {len(a)} and {len(b)}")
+    head = (f"{'optimizer':22} {name_a + ' val':>10} {name_b + ' val':>10} {'diff':>6} | "
+            f"{name_a + ' test':>10} {name_b + ' test':>10} {'diff':>6}")
+    out = [head, "-" * len(head)]
+    for ra, rb in zip(a, b):
+        fa, fb = ra["final"], rb["final"]
+        out.append(f"{ra['label']:22} {_pct(fa['val_acc']):>10} {_pct(fb['val_acc']):>10} "
+                   f"{100 * (fb['val_acc'] - fa['val_acc']):+6.2f} | {_pct(fa['test_acc']):>10} {_pct(fb['test_acc']):>10} "
+                   f"{100 * (fb['test_acc'] - fa['test_acc']):+6.2f}")
+    return "\n".join(out)
+
+
+def error_summary(y_true: torch.Tensor, y_pred: torch.Tensor, top: int = 5) -> str:
+    """The errors per true class and the most frequent confusions, as text (what the confusion matrix shows)."""
+    n = len(CLASSES)
+    cm = torch.bincount(y_true * n + y_pred, minlength=n * n).view(n, n)
+    wrong = cm.sum(1) - cm.diag()
+    per_class = ", ".join(f"{class_name(c)} {int(wrong[c])}" for c in torch.argsort(wrong, descending=True, stable=True).tolist())
+    off = cm.clone()
+    off.fill_diagonal_(0)
+    order = torch.argsort(off.flatten(), descending=True, stable=True)[:top].tolist()
+    confusions = ", ".join(f"{class_name(i // n)} -> {class_name(i % n)} {int(off.flatten()[i])}" for i in order)
+    return (f"{int(wrong.sum())} errors of {len(y_true)}; per true class: {per_class}\n"
+            f"most frequent confusions (true -> predicted): {confusions}")
 
 
 def ablation_table(baseline: dict, rows: list[dict], final: dict) -> str:
@@ -270,3 +307,30 @@ def plot_class_shift(splits: KMNISTSplits) -> plt.Figure:
     fig.suptitle("Mean image per class; below: L2 distance of the val / test mean from the train mean", y=0.99)
     fig.tight_layout()
     return fig
+
+
+def class_shift_table(splits: KMNISTSplits) -> str:
+    """Per class, the distance of the validation and of the test mean image from the training mean (as text)."""
+    d = class_shift(splits)
+    rows = [f"{'class':10} {'val':>6} {'test':>6}"]
+    rows += [f"{class_name(c):10} {float(d['val'][c]):6.2f} {float(d['test'][c]):6.2f}" for c in range(len(CLASSES))]
+    rows.append(f"{'range':10} {float(d['val'].min()):.2f}-{float(d['val'].max()):.2f} "
+                f"{float(d['test'].min()):.2f}-{float(d['test'].max()):.2f}")
+    return "\n".join(rows)
+
+
+def collapse_text(report: dict) -> str:
+    """hw3.experiments.collapse_report as a few lines of text."""
+    dead = ", ".join(f"hidden layer {i + 1}: {100 * d:.0f}% of {n}"
+                     for i, (d, n) in enumerate(zip(report["dead_fraction"], report["hidden_units"])))
+    counts = report["predicted_classes"]
+    top = max(range(len(counts)), key=counts.__getitem__)
+    return (f"{report['label']}, {report['epochs']} epochs, on the validation split:\n"
+            f"  dead ReLUs (output 0 for every image): {dead}\n"
+            f"  predicts {class_name(top)} for {counts[top]} of {sum(counts)} images; "
+            f"{sum(c > 0 for c in counts)} classes predicted at all\n"
+            f"  mean predicted probabilities: {' '.join(f'{p:.3f}' for p in report['mean_probs'])} (uniform: 0.100)\n"
+            f"  images that get exactly the same output: {100 * report['identical_output_share']:.1f}%; largest deviation "
+            f"of one image's probabilities from the mean: {report['max_deviation_from_mean_probs']:.3f}\n"
+            f"  val loss {report['val_loss']:.4f} (uniform guess: ln 10 = {math.log(10):.4f}), val acc {_pct(report['val_acc'])}, "
+            f"largest training step loss {_fmt(report['max_step_loss'], '.3g')}")

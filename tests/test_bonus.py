@@ -50,7 +50,7 @@ def test_gaussian_blur_matches_a_convolution_with_zero_padding():
 
 def test_old_configurations_keep_their_cache_names():
     # the elastic switch came last: configurations without it hash exactly as before it existed
-    from hw3.experiments import config_digest
+    from hw3.cache import config_digest
     cfg = bonus.BonusConfig(elastic=False)
     fields = {k: v for k, v in bonus.dataclasses.asdict(cfg).items() if k != "elastic"}
     assert cfg.key() == "bonus-" + config_digest(fields)[:12]
@@ -121,20 +121,44 @@ def test_validation_only_run_is_tested_later_from_its_saved_weights(fake_root, t
     assert bonus.run_bonus(results=tmp_path / "later", **kw)["final"]["test_acc"] == fresh["final"]["test_acc"]  # cached
     # unreadable weights: the run is trained again rather than failing
     cfg = bonus.BonusConfig(width=4, members=2, epochs=1, train_subset=1000)
-    bonus.write_json_atomic(val_only, tmp_path / "broken" / f"{cfg.key()}.json")  # validated, never tested
+    bonus.save_result(val_only, tmp_path / "broken" / f"{cfg.key()}.json")  # validated, never tested
     (tmp_path / "broken" / f"{cfg.key()}.pt").write_bytes(b"not a checkpoint")
     again = bonus.run_bonus(results=tmp_path / "broken", evaluate_test=True, **kw)
     assert again["test_pred"] == fresh["test_pred"]
 
 
-def test_candidate_comparison_reads_validation_results_from_the_cache(fake_root, tmp_path, monkeypatch):
+def test_sweep_summary_reads_validation_results_from_the_cache_else_the_recorded_one(fake_root, tmp_path, monkeypatch):
+    from hw3 import sweep
     monkeypatch.setattr(bonus, "FINAL_CANDIDATES", {"tiny pair": dict(width=4, members=2, epochs=1, train_subset=1000),
-                                                     "never trained": dict(width=5, members=1, epochs=1)})
-    assert bonus.candidate_comparison(tmp_path).count("not run here") == 2
-    r = bonus.run_bonus(data_dir=fake_root, results=tmp_path, progress=False, **bonus.FINAL_CANDIDATES["tiny pair"])
-    table = bonus.candidate_comparison(tmp_path)
-    assert f"{100 * r['final']['val_acc']:8.2f}" in table.splitlines()[1] and table.count("not run here") == 1
-    assert r["final"]["test_acc"] is None  # the comparison never looks at the test split
+                                                     sweep.DISCLOSED: dict(width=5, members=1, epochs=1, train_subset=1000)})
+    tiny_rows = [(name, dict(overrides, width=4, train_subset=1000)) for name, overrides in bonus.ABLATION[:2]]
+    monkeypatch.setattr(bonus, "ABLATION", tiny_rows)
+    monkeypatch.setattr(bonus, "ABLATION_EPOCHS", 1)
+    monkeypatch.setattr(sweep, "SEEDS", (0, 1))
+    recorded = tmp_path / "recorded.json"
+    assert sweep.summary(tmp_path / "cache") is None  # nothing trained yet
+    none, why = sweep.load(tmp_path / "cache", recorded=recorded)
+    assert none is None and "python -m hw3 sweep" in why
+    summary = sweep.run_sweep(data_dir=fake_root, results=tmp_path / "cache", progress=False)
+    rows = {(r["kind"], r["name"], r["seed"]): r for r in summary["rows"]}
+    assert len(rows) == 2 + 2 * 2
+    pair = rows[("candidate", "tiny pair", 0)]
+    table = sweep.candidate_table(summary)
+    assert f"{100 * pair['val_acc']:8.2f}" in table.splitlines()[1]
+    assert "test_pred" not in pair  # the comparison never looks at the test split...
+    first = rows[("candidate", sweep.DISCLOSED, 0)]
+    assert len(first["test_pred"]) == 1000  # ...except for the design whose test accuracy was disclosed
+    spread = sweep.seed_spread(summary)[bonus.ABLATION[0][0]]
+    assert spread["seeds"] == [0, 1] and abs(spread["mean"] - sum(spread["val_acc"]) / 2) < 1e-12
+    assert bonus.ABLATION[1][0] in sweep.seed_table(summary)
+    y = torch.tensor([int(c) for c in first["test_pred"]])
+    paired = sweep.paired_with_disclosed(summary, y, y)
+    assert paired["a_only_right"] == paired["b_only_right"] == 0 and paired["p_value"] == 1.0
+    assert "no paired test" in sweep.paired_with_disclosed(summary, y[:10], y[:10])
+    sweep.record(summary, recorded)
+    shown, why = sweep.load(tmp_path / "empty", recorded=recorded)  # another machine: the recorded summary
+    assert why.startswith("RECORDED on") and shown["rows"] == summary["rows"]
+    assert sweep.load(tmp_path / "cache", recorded=recorded)[1] == "trained on this machine (cache)"
 
 
 def test_class_shift_sees_a_shifted_split_and_not_a_resample():

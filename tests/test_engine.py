@@ -10,6 +10,7 @@ from torch import nn
 
 matplotlib.use("Agg")
 
+import hw3.cache as cache  # noqa: E402
 import hw3.experiments as ex  # noqa: E402
 from hw3 import plots  # noqa: E402
 from hw3.models import CNN, MLP, build_model, count_parameters  # noqa: E402
@@ -116,16 +117,16 @@ def test_interrupted_run_leaves_nothing(fake_root, tmp_path, monkeypatch):
 
 def test_half_written_file_is_never_a_result(tmp_path, monkeypatch):
     path = tmp_path / "r.json"
-    monkeypatch.setattr(ex.json, "dump", lambda obj, f: (f.write('{"history": '), (_ for _ in ()).throw(KeyboardInterrupt)))
+    monkeypatch.setattr(cache.json, "dump", lambda obj, f, **kw: (f.write('{"history": '), (_ for _ in ()).throw(KeyboardInterrupt)))
     with pytest.raises(KeyboardInterrupt):
-        ex.write_json_atomic({"history": [], "final": {}}, path)
+        cache.write_json_atomic({"history": [], "final": {}}, path)
     assert list(tmp_path.iterdir()) == []  # neither the target nor the temporary file
     path.write_text('{"history": {"step_loss": [1.0, 2')  # e.g. a copy cut short by a disconnect
-    assert ex.load_result(path) is None
+    assert cache.load_result(path) is None
 
 
 def test_divergence_stops_the_run_and_keeps_history(fake_root):
-    splits = ex.load_splits("plain", fake_root, train_subset=512)
+    splits = ex.data.load_splits("plain", fake_root, train_subset=512)
     loaders = ex.data.device_loaders(splits, 64)
     model = build_model("mlp", seed=0)
     opt = torch.optim.SGD(model.parameters(), lr=1e6)  # certain to blow up
@@ -144,8 +145,8 @@ def test_plots_and_table_from_results(fake_root, tmp_path):
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].get_legend().get_texts()) == 8
     table = plots.summary_table(rs)
     assert table.count("\n") == 5 and "89610" in table
-    splits = ex.load_splits("permuted", fake_root)
-    plots.show_samples(ex.load_splits("plain", fake_root), per_class=3, permuted=splits)
+    splits = ex.data.load_splits("permuted", fake_root)
+    plots.show_samples(ex.data.load_splits("plain", fake_root), per_class=3, permuted=splits)
     with pytest.raises(ValueError, match="experiment group must be one of"):
         ex.run_group("vgg")
 
