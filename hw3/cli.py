@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", parents=[shared], help="2.6 on validation: final-model candidates and seed spread",
                            description="Train (or load from the cache) the candidates for the final model of 2.6 "
                                        "and the ablation rows with three seeds, all judged on validation, and "
-                                       "print both tables (about 45 minutes on a 2-core CPU when nothing is cached).")
+                                       "print both tables (about half an hour on a 2-core CPU when nothing is cached).")
     sweep.add_argument("--record", action="store_true",
                        help="also write the summary that the notebook shows to hw3/recorded/sweep.json")
     export = sub.add_parser("export", help="write one self-contained notebook to hand in",

@@ -330,7 +330,7 @@ def collapse_text(report: dict) -> str:
             f"  predicts {class_name(top)} for {counts[top]} of {sum(counts)} images; "
             f"{sum(c > 0 for c in counts)} classes predicted at all\n"
             f"  mean predicted probabilities: {' '.join(f'{p:.3f}' for p in report['mean_probs'])} (uniform: 0.100)\n"
-            f"  images that get exactly the same output: {100 * report['identical_output_share']:.1f}%; largest deviation "
+            f"  images that get exactly the same output: {100 * report['identical_output_share']:.2f}%; largest deviation "
             f"of one image's probabilities from the mean: {report['max_deviation_from_mean_probs']:.3f}\n"
             f"  val loss {report['val_loss']:.4f} (uniform guess: ln 10 = {math.log(10):.4f}), val acc {_pct(report['val_acc'])}, "
             f"largest training step loss {_fmt(report['max_step_loss'], '.3g')}")

@@ -1,6 +1,6 @@
 """Question 2.6's side studies, on validation: the candidates for the final model and the seed spread of the ablation.
 
-`python -m hw3 sweep` trains what the cache lacks (about 45 minutes on a 2-core CPU), then prints both
+`python -m hw3 sweep` trains what the cache lacks (about half an hour on a 2-core CPU), then prints both
 tables; `--record` also writes their summary to hw3/recorded/sweep.json, which ships with the package.
 The notebook shows the summary from this machine's cache when every run is there, else the recorded
 one, labelled as such. The test split is evaluated for one candidate only: the width-24 network, whose
