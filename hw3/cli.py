@@ -1,8 +1,8 @@
 """Command line: every experiment of the notebook, and the export of the notebook as one self-contained file.
 
-  python -m hw3 run mlp|cnn|permuted|bonus|all   the runs of 2.2 to 2.6 (cached under results/)
-  python -m hw3 sweep                            2.6's side studies on validation (final-model candidates, seeds)
-  python -m hw3 export                           homework3.ipynb with the hw3 code inside it, to hand in
+  python -m hw3 run mlp|cnn|permuted|controls|bonus|all   the runs of 2.2 to 2.6 (cached under results/)
+  python -m hw3 sweep                                     2.6's side studies on validation (final-model candidates, seeds)
+  python -m hw3 export                                    homework3.ipynb with the hw3 code inside it, to hand in
 """
 from __future__ import annotations
 

@@ -47,6 +47,7 @@ def test_cli_help_lists_every_experiment_and_command():
     run = lambda *a: subprocess.run([sys.executable, "-m", "hw3", *a], capture_output=True, text=True, cwd=ROOT)  # noqa: E731
     top = run("--help")
     assert top.returncode == 0 and all(c in top.stdout for c in ("run", "sweep", "export"))
+    assert all(g in top.stdout for g in experiments.GROUPS)  # every experiment named on the first screen
     groups = run("run", "--help").stdout
     assert all(g in groups for g in experiments.GROUPS)
     sweep = run("sweep", "--help")
