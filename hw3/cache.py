@@ -10,7 +10,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from . import data
 
@@ -29,20 +31,26 @@ def results_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("HW3_RESULTS_DIR") or RESULTS_DIR)
 
 
-def write_json_atomic(obj: dict, path: Path, indent: int | None = None) -> None:
-    """Write JSON to a temporary file in the same folder, then rename: readers never see half a file."""
+def write_atomic(path: Path, write: Callable[[TextIO], None]) -> None:
+    """Write a text file through `write(f)` into a temporary file in the same folder, then rename it:
+    readers never see half a file, and a failure leaves neither the target nor the temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=indent)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result is an ordinary file
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the result is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(obj: dict, path: Path, indent: int | None = None) -> None:
+    """Write JSON atomically (see write_atomic)."""
+    write_atomic(path, lambda f: json.dump(obj, f, indent=indent))
 
 
 def save_result(result: dict, path: Path) -> None:

@@ -13,7 +13,7 @@ from .cache import config_digest, load_result, results_dir, save_result
 from .data import DATASETS, load_splits, permutation
 from .device import describe, pick_device
 from .models import MODELS, build_model, count_parameters, prepare_model
-from .train import CONTROLS, OPTIMIZERS, evaluate, make_optimizer, train
+from .train import ALL_OPTIMIZERS, CONTROLS, OPTIMIZERS, evaluate, make_optimizer, train
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ class Config:
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
-        if self.optimizer not in {**OPTIMIZERS, **CONTROLS}:
-            raise ValueError(f"optimizer must be one of {[*OPTIMIZERS, *CONTROLS]}, got {self.optimizer!r}")
+        if self.optimizer not in ALL_OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(ALL_OPTIMIZERS)}, got {self.optimizer!r}")
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         for name in ("epochs", "batch_size"):
@@ -41,7 +41,7 @@ class Config:
 
     @property
     def label(self) -> str:
-        return {**OPTIMIZERS, **CONTROLS}[self.optimizer][0]
+        return ALL_OPTIMIZERS[self.optimizer][0]
 
     def key(self) -> str:
         """A file name for the result: readable, plus a hash of the config and of the data files."""

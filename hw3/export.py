@@ -8,9 +8,9 @@ export anywhere, the project folder included, never overwrites a different `hw3/
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
+
+from .cache import write_atomic
 
 PACKAGE = Path(__file__).resolve().parent
 NOTEBOOK = PACKAGE.parent / "homework3.ipynb"
@@ -74,18 +74,7 @@ def export_notebook(out: Path, notebook: Path | None = None) -> tuple[Path, list
     if out.is_dir():
         raise ExportError(f"--out must be a file path, got the folder {out}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        write_atomic(out, lambda f: nbformat.write(nb, f))  # nothing half-written
     except OSError as e:
-        raise ExportError(f"cannot write to {out.parent}: {e.strerror or e}") from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            nbformat.write(nb, f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)  # nothing half-written
-        if isinstance(e, OSError):
-            raise ExportError(f"cannot write {out}: {e.strerror or e}") from e
-        raise
+        raise ExportError(f"cannot write {out}: {e.strerror or e}") from e
     return out, warnings

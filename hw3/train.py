@@ -21,14 +21,14 @@ OPTIMIZERS: dict[str, tuple[str, type, dict]] = {
 CONTROLS: dict[str, tuple[str, type, dict]] = {
     "adam_lr1e-3": ("Adam lr=0.001", torch.optim.Adam, dict(lr=1e-3)),  # is Adam's lr=0.01 too large?
 }
+ALL_OPTIMIZERS = {**OPTIMIZERS, **CONTROLS}  # every key a run may name
 
 
 def make_optimizer(name: str, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     """One of the homework's four optimizers ('sgd', 'nesterov', 'adam', 'adam_lr1') or a CONTROLS one, by key."""
-    table = {**OPTIMIZERS, **CONTROLS}
-    if name not in table:
-        raise ValueError(f"optimizer must be one of {list(table)}, got {name!r}")
-    _, cls, kwargs = table[name]
+    if name not in ALL_OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(ALL_OPTIMIZERS)}, got {name!r}")
+    _, cls, kwargs = ALL_OPTIMIZERS[name]
     return cls(params, **kwargs)
 
 
