@@ -1,7 +1,8 @@
 """Time one training epoch (50,000 images, batch 64) plus validation (10,000 images), two ways, in one run.
 
-  hw3 route:      what the notebook runs: hw3.device_loaders (splits preprocessed once, on the device,
-                  shuffled by randperm, sliced) + hw3.train (which also validates once before training).
+  hw3 route:      what the notebook runs: hw3.make_loaders (splits preprocessed once into tensors on the
+                  device; DataLoader + BatchSampler, one indexing per batch) + hw3.train (which also
+                  validates once before training).
   standard route: torchvision dataset, ToTensor + Normalize per sample, DataLoader(batch 64, shuffle),
                   the same model and optimizer in a plain loop (pytorch/examples style).
 
@@ -22,7 +23,7 @@ import torch.nn.functional as F
 
 import hw3  # noqa: E402
 from hw3.device import describe, pick_device
-from hw3.experiments import prepare_model
+from hw3.models import prepare_model
 from hw3.models import build_model
 from hw3.train import evaluate, make_optimizer, train
 
@@ -36,7 +37,7 @@ def hw3_route(model_name: str, data_dir, device: torch.device) -> float:
     """Seconds for one epoch + validation through the notebook's code path."""
     splits = hw3.kmnist_splits(data_dir)
     t0 = time.perf_counter()
-    loaders = hw3.device_loaders(splits, batch_size=64, device=device)
+    loaders = hw3.make_loaders(splits, batch_size=64, device=device)
     model = prepare_model(build_model(model_name, seed=0), device)
     train(model, loaders, make_optimizer("nesterov", model.parameters()), epochs=1, progress=False)
     _sync(device)

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# One prepared check on a CUDA machine: the engine on CUDA (timed), and the bonus's final-model candidates
-# measured on validation only. Expects the KMNIST .gz files in .kmnist/KMNIST/raw/.
+# One prepared check on a CUDA machine: every run of the notebook on CUDA (timed), then the side studies. Expects the KMNIST .gz files in .kmnist/KMNIST/raw/.
 set -euo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD HW3_DATA_DIR=$PWD/.kmnist HW3_RESULTS_DIR=${OUT:-/tmp}/results
 gunzip -kf .kmnist/KMNIST/raw/*.gz
@@ -9,7 +8,7 @@ python3 -c "import torch, torchvision; print(torch.__version__, torchvision.__ve
 python3 -m hw3 run mlp --no-progress
 python3 -m hw3 run cnn --no-progress
 python3 -m hw3 run permuted --no-progress
-python3 -m hw3 run controls --no-progress
-# the bonus's final-model candidates, one after the other, validation only (run as 8 parallel processes on
-# one H200, none of them finished within 7 minutes: do not share the GPU between processes)
+python3 -m hw3 run bonus --no-progress
+# the side studies of the appendix, one run after the other (run as 8 parallel processes on one H200, none
+# of them finished within 7 minutes: do not share the GPU between processes)
 python3 -m hw3 sweep --no-progress

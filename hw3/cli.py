@@ -1,7 +1,8 @@
 """Command line: every experiment of the notebook, and the export of the notebook as one self-contained file.
 
-  python -m hw3 run mlp|cnn|permuted|controls|bonus|all   the runs of 2.2 to 2.6 (cached under results/)
-  python -m hw3 sweep                                     2.6's side studies on validation (final-model candidates, seeds)
+  python -m hw3 run mlp|cnn|permuted|bonus|all            the runs of 2.2 to 2.6 (cached under results/)
+  python -m hw3 sweep [controls|cnn-seeds|ablation|explorations ...]
+                                                          the side studies of the appendix (seeds, controls, ablation)
   python -m hw3 export                                    homework3.ipynb with the hw3 code inside it, to hand in
 """
 from __future__ import annotations
@@ -22,6 +23,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _study(text: str) -> str:
+    from .sweep import STUDIES
+    if text not in STUDIES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(STUDIES)}, got {text!r}")
+    return text
+
+
 def _training_options() -> argparse.ArgumentParser:
     """The options every training command shares."""
     p = argparse.ArgumentParser(add_help=False)
@@ -37,7 +45,7 @@ def _training_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (its --help documents every command and option)."""
-    from . import experiments
+    from . import experiments, sweep as sweep_module
     p = argparse.ArgumentParser(prog="python -m hw3", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, metavar="{run,sweep,export}")
@@ -48,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      "figures are saved under <results>/figures/.")
     run.add_argument("group", choices=[*experiments.GROUPS, "all"],
                      help="mlp: 2.2 (4 optimizers); cnn: 2.3 (4 optimizers); permuted: 2.5 (MLP and CNN, "
-                          "SGD-Nesterov, permuted pixels); bonus: 2.6 (ablation and final model); all: every group")
+                          "SGD-Nesterov, permuted pixels); bonus: 2.6 (the final model, tested); all: every group")
     run.add_argument("--epochs", type=_positive_int, default=20, help="epochs per run for mlp/cnn/permuted (default 20)")
     run.add_argument("--batch-size", type=_positive_int, default=64, help="training batch size (default 64)")
     run.add_argument("--seed", type=int, default=0, help="seed of the initialisation and data order (default 0)")
-    sweep = sub.add_parser("sweep", parents=[shared], help="2.6 on validation: final-model candidates and seed spread",
-                           description="Train (or load from the cache) the candidates for the final model of 2.6 "
-                                       "and the ablation rows with three seeds, all judged on validation, and "
-                                       "print both tables (about half an hour on a 2-core CPU when nothing is cached).")
+    sweep = sub.add_parser("sweep", parents=[shared], help="the appendix's side studies: " + ", ".join(sweep_module.STUDIES),
+                           description=sweep_module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("studies", nargs="*", type=_study, metavar="STUDY",
+                       help=f"one or more of {', '.join(sweep_module.STUDIES)} (default: all)")
     sweep.add_argument("--record", action="store_true",
                        help="also write the summary that the notebook shows to hw3/recorded/sweep.json")
     export = sub.add_parser("export", help="write one self-contained notebook to hand in",
@@ -103,9 +111,15 @@ def _run(args: argparse.Namespace) -> None:
 
 def _sweep(args: argparse.Namespace) -> None:
     from . import sweep
-    summary = sweep.run_sweep(data_dir=args.data, results=args.results, force=args.force, device=args.device,
-                              progress=not args.no_progress)
-    print(f"\n{sweep.candidate_table(summary)}\n\n{sweep.seed_table(summary)}")
+    summary = sweep.run_sweep(args.studies or sweep.STUDIES, data_dir=args.data, results=args.results, force=args.force,
+                              device=args.device, progress=not args.no_progress)
+    studies = summary["studies"]
+    for name, keys in (("controls", ("val_acc", "test_acc")), ("cnn-seeds", ("val_acc", "last5_val_acc")),
+                       ("ablation", ("val_acc", "val_acc_tta"))):
+        if name in studies:
+            print(f"\n{sweep.seed_table(studies[name], name, keys)}")
+    if "explorations" in studies:
+        print(f"\n{sweep.explorations_table(studies['explorations'])}")
     if args.record:
         print(f"\nrecorded: {sweep.record(summary)}")
 

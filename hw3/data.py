@@ -1,13 +1,14 @@
-"""KMNIST: verified loading, a reproducible stratified split, transforms and two batch routes.
+"""KMNIST: verified loading, a reproducible stratified split, transforms and the DataLoaders.
 
 Two ways to batch the same samples:
-- `standard_loaders`: torchvision dataset + per-sample transforms + DataLoader (question 2.1).
-- `DeviceLoader`: each split transformed once into one tensor on the training device, shuffled
-  each epoch with torch.randperm and batched by slicing (what training uses: no per-sample Python).
+- `make_loaders` (what every model trains on): each split transformed once into tensors on the
+  training device, a `TensorDataset`, and a DataLoader whose `BatchSampler` hands it a list of indices
+  per batch (one indexing per batch, no per-sample Python).
+- `standard_loaders`: torchvision dataset + per-sample PIL transforms + DataLoader, the textbook route;
+  the benchmark and the tests compare the two.
 """
 from __future__ import annotations
 
-import math
 import os
 import socket
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from urllib.error import URLError
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset, TensorDataset
 from torchvision import datasets, transforms
 from torchvision.datasets.utils import calculate_md5
 
@@ -259,11 +260,13 @@ def permutation() -> RandomPermutation:
     return RandomPermutation(28 * 28, seed=PERMUTATION_SEED)
 
 
-def load_splits(dataset: str, data_dir: str | os.PathLike | None = None, train_subset: int | None = None) -> KMNISTSplits:
-    """The KMNIST splits for 'plain' or 'permuted', optionally with only the first N training images."""
+def load_splits(dataset: str, data_dir: str | os.PathLike | None = None, train_subset: int | None = None,
+                perm: RandomPermutation | None = None) -> KMNISTSplits:
+    """The KMNIST splits for 'plain' or 'permuted' (by `perm`, else `permutation()`), optionally with only the
+    first N training images."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
-    splits = kmnist_splits(data_dir, permutation() if dataset == "permuted" else None)
+    splits = kmnist_splits(data_dir, (perm or permutation()) if dataset == "permuted" else None)
     if train_subset:
         splits.images["train"] = splits.images["train"][:train_subset]
         splits.labels["train"] = splits.labels["train"][:train_subset]
@@ -285,44 +288,19 @@ def standard_loaders(data_dir: str | os.PathLike | None = None, batch_size: int 
             for k, v in sets.items()}
 
 
-class DeviceLoader:
-    """Batches of one split held as tensors on the device: shuffled each epoch by randperm, sliced."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0):
-        if len(x) != len(y):
-            raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
-        self.generator = torch.Generator().manual_seed(seed)  # on the CPU: same order on every device
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def __iter__(self):
-        x, y = self.x, self.y
-        if self.shuffle:
-            perm = torch.randperm(len(x), generator=self.generator).to(x.device)
-            x, y = x[perm], y[perm]  # one gather per epoch; every batch is then a contiguous slice
-        for i in range(0, len(x), self.batch_size):
-            yield x[i:i + self.batch_size], y[i:i + self.batch_size]
-
-
-def seconds_per_pass(loader) -> float:
-    """Seconds to produce every batch of a loader once, with no model: the cost of the data route alone."""
-    t0 = time.perf_counter()
-    for _ in loader:
-        pass
-    return time.perf_counter() - t0
-
-
-def device_loaders(splits: KMNISTSplits, batch_size: int = 64, device: torch.device | str = "cpu",
-                   seed: int = 0, eval_batch_size: int = 1000) -> dict[str, DeviceLoader]:
-    """DeviceLoaders for train (shuffled, seeded), val and test, each split preprocessed once on device."""
-    out = {}
-    for name in ("train", "val", "test"):
-        x = splits.preprocess.batch(splits.images[name], device)
-        y = splits.labels[name].to(device)
-        bs = batch_size if name == "train" else eval_batch_size
-        out[name] = DeviceLoader(x, y, bs, shuffle=(name == "train"), seed=seed)
-    return out
+def make_loaders(splits: KMNISTSplits, batch_size: int = 64, device: torch.device | str = "cpu", seed: int = 0,
+                 eval_batch_size: int = 1000) -> dict[str, DataLoader]:
+    """DataLoaders for train (shuffled, seeded), val, test and train_eval (the training split, unshuffled, to
+    evaluate it), over each split preprocessed once into tensors on the device: every batch is one indexing."""
+    if not (isinstance(batch_size, int) and batch_size > 0):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    tensors = {name: TensorDataset(splits.preprocess.batch(splits.images[name], device), splits.labels[name].to(device))
+               for name in ("train", "val", "test")}
+    shuffle = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on every device
+    samplers = {"train": BatchSampler(RandomSampler(tensors["train"], generator=shuffle), batch_size, drop_last=False),
+                "val": BatchSampler(SequentialSampler(tensors["val"]), eval_batch_size, drop_last=False),
+                "test": BatchSampler(SequentialSampler(tensors["test"]), eval_batch_size, drop_last=False),
+                "train_eval": BatchSampler(SequentialSampler(tensors["train"]), eval_batch_size, drop_last=False)}
+    # batch_size=None: the sampler hands the dataset a whole list of indices, no per-sample collation
+    return {name: DataLoader(tensors["train" if name == "train_eval" else name], sampler=sampler, batch_size=None)
+            for name, sampler in samplers.items()}

@@ -1,24 +1,56 @@
-"""One call per experiment: build, train, test, and cache the result as JSON under results/."""
+"""One call per experiment: build, train, test, and cache the result as JSON (and the weights) under results/."""
 from __future__ import annotations
 
 import dataclasses
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
-from . import bonus, data
-from .cache import config_digest, load_result, results_dir, save_result
+from . import bonus, data, models, train as loop
+from .cache import code_digest, config_digest, load_result, load_weights, results_dir, save_result, save_weights
 from .data import DATASETS, load_splits, permutation
 from .device import describe, pick_device
-from .models import MODELS, build_model, count_parameters, prepare_model
-from .train import ALL_OPTIMIZERS, CONTROLS, OPTIMIZERS, evaluate, make_optimizer, train
+from .models import MODELS, count_parameters, prepare_model
+from .train import ALL_OPTIMIZERS, OPTIMIZERS, make_optimizer
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """The code a run uses: the package's by default; the notebook passes the definitions of its own cells,
+    so that what a grader reads is what trains, and an edited cell gives a new cache key (hw3.cache)."""
+
+    MLP: type = models.MLP
+    CNN: type = models.CNN
+    train: Callable = loop.train
+    evaluate: Callable = loop.evaluate
+    make_loaders: Callable = data.make_loaders
+    RandomPermutation: type = data.RandomPermutation
+
+    def model_class(self, name: str) -> type:
+        """The class of model 'mlp' or 'cnn'."""
+        if name not in MODELS:
+            raise ValueError(f"model must be one of {sorted(MODELS)}, got {name!r}")
+        return self.MLP if name == "mlp" else self.CNN
+
+    def digest(self, config: "Config") -> str:
+        """code_digest of everything that determines a result of this configuration (see hw3.cache)."""
+        return code_digest(self.model_class(config.model), self.train, self.evaluate, self.make_loaders,
+                           self.RandomPermutation, ALL_OPTIMIZERS[config.optimizer], make_optimizer,
+                           data.Preprocess, data.preprocess_for, data.split_indices, data.kmnist_splits,
+                           data.load_splits, data.permutation, data.PERMUTATION_SEED, models.prepare_model,
+                           _train_config, run_experiment)
+
+
+PACKAGE_CODE = Implementation()
 
 
 @dataclass(frozen=True)
 class Config:
-    """Everything that determines a run's result (the device does not: a CPU result is reused on a GPU)."""
+    """Everything that determines a run's result besides its code (the device does not: a CPU result is reused on a GPU)."""
 
     model: str = "mlp"
     optimizer: str = "nesterov"
@@ -43,61 +75,84 @@ class Config:
     def label(self) -> str:
         return ALL_OPTIMIZERS[self.optimizer][0]
 
-    def key(self) -> str:
-        """A file name for the result: readable, plus a hash of the config and of the data files."""
-        digest = config_digest(self)[:10]
+    def key(self, code: Implementation = PACKAGE_CODE) -> str:
+        """A file name for the result: readable, plus a hash of the config, the data files and the code."""
+        digest = config_digest(self, code.digest(self))[:10]
         return f"{self.model}-{self.dataset}-{self.optimizer}-e{self.epochs}-b{self.batch_size}-s{self.seed}-{digest}"
 
 
-def _train_config(config: Config, data_dir, device, progress: bool) -> tuple[torch.nn.Module, dict, dict, float]:
+def _train_config(config: Config, code: Implementation, data_dir, device, progress: bool) -> tuple[nn.Module, dict, dict, float]:
     """Build and train one configuration: returns the model, its loaders, the history and the training time."""
-    splits = load_splits(config.dataset, data_dir, config.train_subset)
-    loaders = data.device_loaders(splits, config.batch_size, device, seed=config.seed)
-    model = prepare_model(build_model(config.model, seed=config.seed), device)
+    perm = code.RandomPermutation(28 * 28, seed=data.PERMUTATION_SEED) if config.dataset == "permuted" else None
+    splits = load_splits(config.dataset, data_dir, config.train_subset, perm)
+    loaders = code.make_loaders(splits, config.batch_size, device, seed=config.seed)
+    torch.manual_seed(config.seed)  # the initial weights
+    model = prepare_model(code.model_class(config.model)(), device)
     optimizer = make_optimizer(config.optimizer, model.parameters())
     t0 = time.perf_counter()
-    history = train(model, loaders, optimizer, config.epochs, progress=progress,
-                    desc=f"{config.model} {config.dataset} {config.label}")
+    history = code.train(model, loaders, optimizer, config.epochs, progress=progress,
+                         desc=f"{config.model} {config.dataset} {config.label}")
     return model, loaders, history, time.perf_counter() - t0
 
 
 def run_experiment(config: Config, data_dir=None, force: bool = False, results: str | os.PathLike | None = None,
-                   device: str | torch.device | None = None, progress: bool = True) -> dict:
-    """Train and test one configuration, or load its cached result; returns the result dict."""
-    path = results_dir(results) / f"{config.key()}.json"
+                   device: str | torch.device | None = None, progress: bool = True,
+                   code: Implementation = PACKAGE_CODE) -> dict:
+    """Train and test one configuration with `code`, or load its cached result; returns the result dict.
+
+    The trained weights are kept beside the result (<key>.pt). After training, the training split is
+    evaluated once in eval mode: its loss and accuracy are the model's fit, unlike the running mean of
+    mini-batch losses in train mode that the history holds."""
+    path = results_dir(results) / f"{config.key(code)}.json"
     if not force and (cached := load_result(path)) is not None:
         return cached
     device = pick_device(str(device) if device else None)
-    model, loaders, history, train_time = _train_config(config, data_dir, device, progress)
-    test_loss, test_acc = evaluate(model, loaders["test"])
+    model, loaders, history, train_time = _train_config(config, code, data_dir, device, progress)
+    fit_loss, fit_acc = code.evaluate(model, loaders["train_eval"])
+    test_loss, test_acc = code.evaluate(model, loaders["test"])
     result = {
         "config": dataclasses.asdict(config), "label": config.label, "history": history,
-        "final": {"train_loss": _last(history["train_loss"]), "val_loss": history["val_loss"][-1],
-                  "val_acc": history["val_acc"][-1], "test_loss": test_loss, "test_acc": test_acc,
-                  "diverged": history["diverged"]},
+        "final": {"train_loss": _last(history["train_loss"]), "train_eval_loss": fit_loss, "train_acc": fit_acc,
+                  "val_loss": history["val_loss"][-1], "val_acc": history["val_acc"][-1],
+                  "test_loss": test_loss, "test_acc": test_acc, "diverged": history["diverged"]},
         "wall_time_s": train_time, "device": describe(device), "n_params": count_parameters(model),
         "torch": torch.__version__,
     }
+    save_weights([model], path)
     save_result(result, path)
     return result
 
 
-def collapse_report(config: Config | None = None, data_dir=None, device=None, progress: bool = False) -> dict:
-    """What a collapsed MLP computes (question 2.2, Adam lr=1): the run is trained again exactly as in
-    run_experiment, then looked at on the validation split. A hidden unit is dead when its ReLU outputs
-    0 for every validation image; the outputs are constant when they do not depend on the image."""
-    config = config or Config(model="mlp", optimizer="adam_lr1")
-    if config.model != "mlp":
-        raise ValueError(f"collapse_report looks inside the MLP's hidden layers, got model {config.model!r}")
+def trained_model(config: Config, data_dir=None, results=None, device=None, code: Implementation = PACKAGE_CODE,
+                  progress: bool = False) -> nn.Module:
+    """The trained model of a configuration, from its saved weights (trained first if they are missing)."""
     device = pick_device(str(device) if device else None)
-    model, loaders, history, _ = _train_config(config, data_dir, device, progress)
-    relus = [m for m in model.net if isinstance(m, torch.nn.ReLU)]
+    path = results_dir(results) / f"{config.key(code)}.json"
+    for force in (False, True):  # a result without weights (or with broken ones) is trained again
+        run_experiment(config, data_dir, force=force, results=results, device=device, progress=progress, code=code)
+        models_ = load_weights(path, lambda: code.model_class(config.model)(), device, count=1)
+        if models_ is not None:
+            return models_[0]
+    raise RuntimeError(f"the weights of {path.name} could not be saved and loaded back")
+
+
+def collapse_report(config: Config, data_dir=None, results=None, device=None, code: Implementation = PACKAGE_CODE) -> dict:
+    """What a collapsed network computes (questions 2.2 and 2.3, Adam lr=1), on the validation split.
+
+    A hidden unit is a neuron of the MLP or a channel of the CNN: it is dead when its ReLU outputs 0 for
+    every validation image (and, for a channel, at every position). The outputs are constant when they do
+    not depend on the image."""
+    device = pick_device(str(device) if device else None)
+    model = trained_model(config, data_dir, results, device, code)
+    perm = code.RandomPermutation(28 * 28, seed=data.PERMUTATION_SEED) if config.dataset == "permuted" else None
+    loaders = code.make_loaders(load_splits(config.dataset, data_dir, config.train_subset, perm), config.batch_size, device)
+    relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
     active = [None] * len(relus)  # per unit: was it ever > 0 on a validation image?
 
     def watch(i):
         def hook(_module, _inputs, out):
-            seen = (out > 0).any(0)
-            active[i] = seen if active[i] is None else active[i] | seen
+            seen = (out.flatten(2).amax(2) if out.ndim > 2 else out) > 0  # (batch, units)
+            active[i] = seen.any(0) if active[i] is None else active[i] | seen.any(0)
         return hook
 
     handles = [r.register_forward_hook(watch(i)) for i, r in enumerate(relus)]
@@ -114,7 +169,8 @@ def collapse_report(config: Config | None = None, data_dir=None, device=None, pr
     logits, labels = torch.cat(logits), torch.cat(labels)
     probs = logits.softmax(1)
     mean_p = probs.mean(0)
-    return {"label": config.label, "epochs": config.epochs,
+    history = load_result(results_dir(results) / f"{config.key(code)}.json")["history"]
+    return {"label": f"{config.model.upper()} {config.label}", "epochs": config.epochs,
             "dead_fraction": [float(1 - a.float().mean()) for a in active],
             "hidden_units": [int(a.numel()) for a in active],
             "predicted_classes": torch.bincount(probs.argmax(1), minlength=probs.shape[1]).tolist(),
@@ -133,54 +189,48 @@ def _last(values: list):
 # ---------------------------------------------------------------------------------------------
 # the experiment groups of the notebook and the command line
 
-GROUPS = ("mlp", "cnn", "permuted", "controls", "bonus")
+GROUPS = ("mlp", "cnn", "permuted", "bonus")
 
 
 def run_group(name: str, epochs: int = 20, batch_size: int = 64, seed: int = 0, train_subset: int | None = None,
-              bonus_epochs: tuple[int, int] | None = None, **run_kwargs) -> list[dict]:
-    """The runs behind one question: 'mlp' (2.2), 'cnn' (2.3), 'permuted' (2.5), 'controls' or 'bonus' (2.6).
+              bonus_overrides: dict | None = None, code: Implementation = PACKAGE_CODE, **run_kwargs) -> list[dict]:
+    """The runs behind one question: 'mlp' (2.2), 'cnn' (2.3), 'permuted' (2.5) or 'bonus' (2.6, the final model).
 
-    'controls' checks two claims of 2.2: the four MLP runs again with the next seed (their spread is
-    the run-to-run variation), and Adam with lr=0.001 (is lr=0.01 too large?).
-    For 'bonus', `bonus_epochs` = (epochs per ablation row, epochs of the final model) overrides the
-    defaults of hw3.bonus; the other groups use `epochs` and `batch_size`."""
+    The same seed, hence the same initial weights and batches, for each optimizer. For 'bonus',
+    `bonus_overrides` changes fields of hw3.bonus.FINAL (quick mode only); the other groups use
+    `epochs` and `batch_size`."""
     common = dict(epochs=epochs, batch_size=batch_size, seed=seed, train_subset=train_subset)
-    if name in ("mlp", "cnn"):  # the same seed, hence the same initialisation and batches, for each optimizer
-        return [run_experiment(Config(model=name, optimizer=opt, **common), **run_kwargs) for opt in OPTIMIZERS]
+    if name in ("mlp", "cnn"):
+        return [run_experiment(Config(model=name, optimizer=opt, **common), code=code, **run_kwargs) for opt in OPTIMIZERS]
     if name == "permuted":
-        return [run_experiment(Config(model=m, optimizer="nesterov", dataset="permuted", **common), **run_kwargs)
+        return [run_experiment(Config(model=m, optimizer="nesterov", dataset="permuted", **common), code=code, **run_kwargs)
                 for m in ("mlp", "cnn")]
-    if name == "controls":
-        reseeded = dict(common, seed=seed + 1)
-        return ([run_experiment(Config(model="mlp", optimizer=opt, **reseeded), **run_kwargs) for opt in OPTIMIZERS]
-                + [run_experiment(Config(model="mlp", optimizer=opt, **common), **run_kwargs) for opt in CONTROLS])
     if name == "bonus":
-        ablation_epochs, final_epochs = bonus_epochs or (bonus.ABLATION_EPOCHS, bonus.FINAL_EPOCHS)
-        rows, final = bonus.bonus_ablation(ablation_epochs, final_epochs, seed=seed, train_subset=train_subset, **run_kwargs)
-        return rows + [final]
+        overrides = dict(bonus_overrides or {}, train_subset=train_subset)
+        return [bonus.run_bonus(bonus.FINAL, evaluate_test=True, **overrides, **run_kwargs)]
     raise ValueError(f"experiment group must be one of {GROUPS} or 'all', got {name!r}")
 
 
-def permutation_equivalence(steps: int = 300, data_dir=None, seed: int = 0, batch_size: int = 64) -> dict:
+def permutation_equivalence(steps: int = 300, data_dir=None, seed: int = 0, batch_size: int = 64,
+                            code: Implementation = PACKAGE_CODE) -> dict:
     """Question 2.5, numerically: an MLP on plain images and a copy whose first-layer columns are
     permuted, trained on permuted images with the same batches, give the same losses (up to rounding).
-    The same construction is impossible for the CNN: its 3x3 filters see pixel neighbourhoods that the
-    permutation has scattered. Returns the two loss trajectories and their largest difference."""
+    Returns the two loss trajectories and their largest difference."""
     perm = permutation()
-    plain = data.kmnist_splits(data_dir)
-    permuted = data.kmnist_splits(data_dir, perm)
-    mlp_a = build_model("mlp", seed=seed).double()
-    mlp_b = build_model("mlp", seed=seed).double()
+    torch.manual_seed(seed)
+    mlp_a = code.MLP().double()
+    mlp_b = code.MLP().double()
     with torch.no_grad():  # W_b x[perm] = W_a x  <=>  W_b = W_a[:, perm]
         mlp_b.net[1].weight.copy_(mlp_a.net[1].weight[:, perm.reindex])
+        for a, b in zip(list(mlp_a.parameters())[1:], list(mlp_b.parameters())[1:]):
+            b.copy_(a)
     losses = {}
-    for name, model, splits in (("plain", mlp_a, plain), ("permuted", mlp_b, permuted)):
-        loader = data.DeviceLoader(splits.preprocess.batch(splits.images["train"]).double(),
-                                   splits.labels["train"], batch_size, shuffle=True, seed=seed)
+    for name, model, p in (("plain", mlp_a, None), ("permuted", mlp_b, perm)):
+        loader = code.make_loaders(data.kmnist_splits(data_dir, p), batch_size, seed=seed)["train"]
         opt = make_optimizer("nesterov", model.parameters())
         out = []
         for _, (x, y) in zip(range(steps), loader):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss = torch.nn.functional.cross_entropy(model(x.double()), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -199,14 +249,19 @@ class RunSettings:
     seed: int = 0
     data_dir: str | None = None
     train_subset: int | None = None
-    bonus_epochs: tuple[int, int] | None = None
-    bonus_width: int | None = None
+    bonus_overrides: dict | None = None
+    code: Implementation = field(default=PACKAGE_CODE)
 
     @classmethod
     def quick_if_requested(cls, **kwargs) -> "RunSettings":
+        """These settings, or tiny ones (1 epoch, 1,000 training images) when HW3_QUICK=1."""
         if os.environ.get("HW3_QUICK") == "1":
-            kwargs.update(epochs=1, train_subset=1000, bonus_epochs=(1, 1), bonus_width=4)
+            kwargs.update(epochs=1, train_subset=1000, bonus_overrides=dict(epochs=1, width=4))
         return cls(**kwargs)
+
+    def using(self, **definitions) -> "RunSettings":
+        """These settings, training with the given definitions (e.g. MLP=MLP, train=train) instead of the package's."""
+        return dataclasses.replace(self, code=dataclasses.replace(self.code, **definitions))
 
     def config(self, model: str, optimizer: str, dataset: str = "plain") -> Config:
         """The Config of one run of these settings."""
@@ -214,8 +269,11 @@ class RunSettings:
                       seed=self.seed, train_subset=self.train_subset)
 
     def run(self, group: str, **kwargs) -> list[dict]:
-        """run_group with these settings (kwargs such as force=True pass through)."""
-        if group == "bonus" and self.bonus_width:
-            kwargs["width"] = self.bonus_width
+        """run_group with these settings and code (kwargs such as force=True pass through)."""
         return run_group(group, epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
-                         train_subset=self.train_subset, bonus_epochs=self.bonus_epochs, data_dir=self.data_dir, **kwargs)
+                         train_subset=self.train_subset, bonus_overrides=self.bonus_overrides, data_dir=self.data_dir,
+                         code=self.code, **kwargs)
+
+    def collapse_report(self, model: str) -> dict:
+        """collapse_report of this model's Adam lr=1 run, with these settings and code."""
+        return collapse_report(self.config(model, "adam_lr1"), self.data_dir, code=self.code)

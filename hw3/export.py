@@ -1,8 +1,9 @@
 """`python -m hw3 export`: homework3.ipynb as one self-contained notebook that carries the hw3 package.
 
 The export is the committed notebook, outputs included, with one section added after its title: a
-`%%writefile` cell per file of the package (readable, syntax-highlighted source) and a cell that puts
-them on the import path. The files go to a folder named after a hash of their contents, so running the
+collapsed cell per file of the package that writes it (its text in a raw string; Colab's form view and
+JupyterLab show only a title) and a cell that puts them on the import path. Cell ids are fixed, so two
+exports of the same commit are identical. The files go to a folder named after a hash of their contents, so running the
 export anywhere, the project folder included, never overwrites a different `hw3/`.
 """
 from __future__ import annotations
@@ -34,13 +35,14 @@ def bundle_cells(files: dict[str, str]) -> list:
     folder = f"hw3_bundle_{digest}"
     dirs = sorted({str(Path(folder, name).parent.as_posix()) for name in files})
     intro = nbformat.v4.new_markdown_cell(
-        "## The `hw3` package, carried inside this notebook\n\n"
-        "This file is self-contained: the next cells write the package that the answers below call "
+        "## Setup: the `hw3` package, carried inside this notebook (run these cells first)\n\n"
+        "This file is self-contained: the next, collapsed cells write the package that the answers below call "
         f"(`hw3/`, {len(files)} files) into the folder `{folder}/` next to the notebook and put it on the import "
-        "path; its name is a hash of the code, so nothing else is ever overwritten. The same code is shown at "
-        "each question that grades it. Data go to `./data` (KMNIST is downloaded on first use) and cached "
+        "path; its name is a hash of the code, so nothing else is ever overwritten. The graded code is defined "
+        "in code cells at each question (identical to the package's, a test checks it). Data go to `./data` (KMNIST is downloaded on first use) and cached "
         "results to `./results`, unless `HW3_DATA_DIR` / `HW3_RESULTS_DIR` say otherwise.")
     setup = nbformat.v4.new_code_cell(
+        "#@title Write the package next to this notebook (runs first)\n"
         "import os, sys\n"
         f"HW3_BUNDLE = os.path.abspath({folder!r})\n"
         f"for d in {dirs!r}:\n"
@@ -48,10 +50,25 @@ def bundle_cells(files: dict[str, str]) -> list:
         "sys.path.insert(0, HW3_BUNDLE)  # this notebook's own hw3 comes first\n"
         "os.environ.setdefault('HW3_DATA_DIR', os.path.abspath('data'))\n"
         "os.environ.setdefault('HW3_RESULTS_DIR', os.path.abspath('results'))")
-    cells = [intro, setup] + [nbformat.v4.new_code_cell(f"%%writefile {folder}/{name}\n{text}") for name, text in files.items()]
-    for c in cells:
+    cells = [intro, setup] + [nbformat.v4.new_code_cell(_writer_source(folder, name, text)) for name, text in files.items()]
+    for i, c in enumerate(cells):
+        c.id = f"{TAG}-{i}"  # fixed ids: two exports of the same commit are identical
         c.metadata["tags"] = [TAG]
+        if c.cell_type == "code":  # collapsed: Colab's form view, JupyterLab's hidden source
+            c.metadata["cellView"] = "form"
+            c.metadata["jupyter"] = {"source_hidden": True}
     return cells
+
+
+def _writer_source(folder: str, name: str, text: str) -> str:
+    """A code cell that writes one file of the package, its text readable in a raw string literal."""
+    for quote in ("\'\'\'", '\"\"\"'):
+        if quote not in text and not text.endswith("\\"):
+            return (f"#@title {name} (click to show the code)\n"
+                    f"_path = os.path.join(HW3_BUNDLE, {name!r})\n"
+                    f"with open(_path, 'w', encoding='utf-8') as _f:\n"
+                    f"    _f.write(r{quote}{text}{quote})")
+    raise ExportError(f"{name} holds both kinds of triple quotes: it cannot be carried as a raw string")
 
 
 def export_notebook(out: Path, notebook: Path | None = None) -> tuple[Path, list[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import LogLocator
 import numpy as np
 import torch
 
@@ -76,10 +77,15 @@ def run_labels(results: list[dict]) -> list[str]:
 
 
 def plot_learning_curves(results: list[dict], title: str = "", smooth_steps: int = 50,
-                         labels: list[str] | None = None) -> plt.Figure:
-    """Training (solid, per step, smoothed) and validation (dashed, per epoch) loss of each run, log scale,
-    with steps on the bottom axis and epochs on the top one; validation accuracy in a second panel."""
-    fig, (ax, ax_acc) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
+                         labels: list[str] | None = None, ax_pair=None) -> plt.Figure:
+    """Left: the training loss of every step (faint) and its moving average over `smooth_steps` steps (solid),
+    and the validation loss after every epoch (dashed, circles), log scale, steps below and epochs above.
+    Right: the validation error per epoch on a log scale, so that runs near chance and runs near 1% both show."""
+    if ax_pair is None:
+        fig, (ax, ax_err) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
+    else:
+        ax, ax_err = ax_pair
+        fig = ax.figure
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     spe = results[0]["history"]["steps_per_epoch"]
     labels = labels or run_labels(results)
@@ -87,38 +93,51 @@ def plot_learning_curves(results: list[dict], title: str = "", smooth_steps: int
         h, color, name = r["history"], colors[i % len(colors)], labels[i]
         step_loss = _nan_array(h["step_loss"])
         steps = np.arange(1, len(step_loss) + 1)
-        ax.plot(steps, step_loss, color=color, alpha=0.15, lw=0.5)
-        ax.plot(steps, _smooth(step_loss, smooth_steps), color=color, lw=1.5, label=f"{name} train")
+        ax.plot(steps, step_loss, color=color, alpha=0.12, lw=0.5)
+        ax.plot(steps, _smooth(step_loss, smooth_steps), color=color, lw=1.5, label=f"{name}: train")
         val = _nan_array(h["val_loss"])
-        ax.plot(np.array(h["epoch"]) * spe, val, "--o", color=color, ms=3, lw=1.2, label=f"{name} val")
-        acc = _nan_array(h["val_acc"])
-        ax_acc.plot(h["epoch"], 100 * acc, "--o", color=color, ms=3, label=name)
+        ax.plot(np.array(h["epoch"]) * spe, val, "--o", color=color, ms=3, lw=1.2, label=f"{name}: validation")
+        err = 100 * (1 - _nan_array(h["val_acc"]))
+        ax_err.plot(h["epoch"], err, "--o", color=color, ms=3, label=name)
         if h["diverged"]:
             x = h["diverged_step"] or 1
             ax.axvline(x, color=color, ls=":", lw=1)
             ax.annotate("diverged (non-finite loss)", (x, 0.98), xycoords=("data", "axes fraction"),
                         color=color, rotation=90, va="top", ha="right", fontsize=8)
     ax.set_yscale("log")
-    ax.set_xlabel("training step (batch of 64)")
-    ax.set_ylabel("cross-entropy loss (log scale)")
+    ax.set_ylim(bottom=1e-4)  # per-step losses of nearly fitted batches go lower: noise that would flatten the rest
+    ax.set_xlabel(f"training step (batch of {r['config'].get('batch_size', 64)}); "
+                  f"solid: moving average over {smooth_steps} steps, faint: every step")
+    ax.set_ylabel("cross-entropy loss (log scale, cut at 1e-4)")
     top = ax.secondary_xaxis("top", functions=(lambda s: s / spe, lambda e: e * spe))
-    top.set_xlabel("epoch")
+    top.set_xlabel("epoch (dashed: validation loss after each epoch)")
+    top.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("validation accuracy (%)")
-    ax_acc.grid(True, alpha=0.3)
-    finite = [100 * a for r in results for a in r["history"]["val_acc"][1:] if a is not None]
-    if finite:  # zoom on the useful range; runs that stay below it are named in the legend
-        bottom = max(0.0, max(finite) - 15)
-        ax_acc.set_ylim(bottom, 100)
-        for line, r in zip(ax_acc.get_lines(), results):
-            acc = r["final"]["val_acc"]
-            if acc is not None and 100 * acc < bottom:
-                line.set_label(f"{line.get_label()} ({100 * acc:.1f}%, below the axis)")
-    ax_acc.legend(fontsize=8)
-    ax_acc.set_title("validation accuracy")
-    fig.suptitle(title)
+    ax.legend(fontsize=7, ncol=2)
+    ax_err.set_yscale("log")
+    ax_err.set_xlabel("epoch")
+    ax_err.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    ax_err.set_ylabel("validation error, % (log scale)")
+    ax_err.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax_err.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax_err.yaxis.set_minor_formatter(plt.NullFormatter())
+    ax_err.grid(True, which="both", alpha=0.3)
+    ax_err.legend(fontsize=7)
+    ax_err.set_title("validation error = 100% - accuracy")
+    if title:
+        ax.set_title(title) if ax_pair is not None else fig.suptitle(title)
+    if ax_pair is None:
+        fig.tight_layout()
+    return fig
+
+
+def plot_permuted(plain: list[dict], permuted: list[dict]) -> plt.Figure:
+    """One row per model (plain vs permuted pixels, SGD-Nesterov): the learning curves of plot_learning_curves."""
+    fig, axes = plt.subplots(len(plain), 2, figsize=(14, 4.6 * len(plain)), gridspec_kw={"width_ratios": [3, 2]},
+                             squeeze=False)
+    for row, (a, b) in enumerate(zip(plain, permuted)):
+        plot_learning_curves([a, b], f"{a['config']['model'].upper()}, SGD-Nesterov", labels=["plain", "permuted"],
+                             ax_pair=axes[row])
     fig.tight_layout()
     return fig
 
@@ -128,19 +147,42 @@ def _fmt(v, spec: str) -> str:
 
 
 def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.2f}%"
+    return "-" if v is None else f"{100 * v:.2f}"
 
 
-def summary_table(results: list[dict]) -> str:
-    """A fixed-width table: final train/val loss, val/test accuracy, time, parameters, per run."""
-    head = f"{'model':6} {'data':8} {'optimizer':22} {'train loss':>10} {'val loss':>9} {'val acc':>8} {'test acc':>8} {'time':>7} {'params':>7}"
+def run_stats(r: dict) -> dict:
+    """What the answers compare, from one result: final, best and mean-of-the-last-5-epochs validation accuracy,
+    the epoch of the lowest validation loss and how far the final loss lies above it, accuracy after epoch 1."""
+    h, f = r["history"], r["final"]
+    accs = [a for a in h["val_acc"][1:] if a is not None]
+    losses = [(v, e) for v, e in zip(h["val_loss"], h["epoch"]) if v is not None and e > 0]
+    best_loss, best_ep = min(losses) if losses else (None, None)
+    return {"epoch1": accs[0] if accs else None, "best": max(accs) if accs else None,
+            "last5": sum(accs[-5:]) / len(accs[-5:]) if accs else None, "final": f["val_acc"],
+            "min_loss": best_loss, "min_loss_epoch": best_ep,
+            "loss_rise": (f["val_loss"] / best_loss - 1) if best_loss and f["val_loss"] is not None else None,
+            "max_step_loss": max((v for v in h["step_loss"] if v is not None), default=None)}
+
+
+def summary_table(results: list[dict], labels: list[str] | None = None) -> str:
+    """Per run (accuracies in %): validation after epoch 1, best, mean of the last 5 epochs and final; the
+    epoch of the lowest validation loss and the final loss's rise above it; training accuracy (eval mode),
+    test accuracy, training time."""
+    labels = labels or run_labels(results)
+    width = max(22, *map(len, labels))
+    head = (f"{'run':{width}} {'val@1':>6} {'best':>6} {'last5':>6} {'final':>6} {'minL':>6} {'minL@':>5} {'L rise':>7} "
+            f"{'train':>6} {'test':>6} {'time':>6}")
     rows = [head, "-" * len(head)]
-    for r in results:
-        c, f = r["config"], r["final"]
-        name = r["label"] + (" (diverged)" if f["diverged"] else "")
-        rows.append(f"{c['model']:6} {c['dataset']:8} {name:22} {_fmt(f['train_loss'], '10.4f')} {_fmt(f['val_loss'], '9.4f')} "
-                    f"{_pct(f['val_acc']):>8} {_pct(f['test_acc']):>8} "
-                    f"{r['wall_time_s']:6.0f}s {r['n_params']:7d}")
+    for r, name in zip(results, labels):
+        s, f = run_stats(r), r["final"]
+        rise = "-" if s["loss_rise"] is None else f"{100 * s['loss_rise']:+.0f}%"
+        rows.append(f"{name + (' (diverged)' if f['diverged'] else ''):{width}} {_pct(s['epoch1']):>6} {_pct(s['best']):>6} "
+                    f"{_pct(s['last5']):>6} {_pct(s['final']):>6} {_fmt(s['min_loss'], '.3f'):>6} "
+                    f"{_fmt(s['min_loss_epoch'], 'd'):>5} {rise:>7} "
+                    f"{_pct(f.get('train_acc')):>6} {_pct(f['test_acc']):>6} {r['wall_time_s']:5.0f}s")
+    rows.append(f"(accuracies in %: validation after epoch 1, best and mean of the last 5 epochs, final; minL: the "
+                f"lowest validation loss, minL@: its epoch, L rise: the final validation loss above it; train: the "
+                f"training split evaluated after training, in eval mode; test: the test split; time: training)")
     return "\n".join(rows)
 
 
@@ -163,50 +205,6 @@ def plot_confusion(y_true: torch.Tensor, y_pred: torch.Tensor, title: str = "") 
     fig.colorbar(im, ax=ax, label="log(1 + count)")
     fig.tight_layout()
     return fig
-
-
-def show_mistakes(images: torch.Tensor, y_true: torch.Tensor, y_pred: torch.Tensor, n: int = 24, cols: int = 8) -> plt.Figure:
-    """The first `n` misclassified images (uint8, N x 28 x 28) with true and predicted class names."""
-    wrong = torch.nonzero(y_true != y_pred).flatten()[:n]
-    rows = max(1, math.ceil(len(wrong) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.9 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i in zip(axes.flat, wrong.tolist()):
-        ax.imshow(images[i].numpy(), cmap="gray_r")
-        ax.set_title(f"true {class_name(int(y_true[i]))}\npred {class_name(int(y_pred[i]))}", fontsize=8)
-    fig.suptitle(f"{len(wrong)} of {int((y_true != y_pred).sum())} misclassified test images")
-    fig.tight_layout()
-    return fig
-
-
-def run_facts(results: list[dict]) -> str:
-    """Plain-text facts the written answers rest on: accuracy after one epoch, the largest step loss, best
-    validation epoch, how far the validation loss rose from its minimum, the validation-test gap."""
-    lines = []
-    for r, name in zip(results, run_labels(results)):
-        h, f = r["history"], r["final"]
-        accs = [a if a is not None else -1 for a in h["val_acc"]]
-        losses = [v if v is not None else float("inf") for v in h["val_loss"]]
-        best_acc_ep = max(range(len(accs)), key=accs.__getitem__)
-        best_loss_ep = min(range(len(losses)), key=losses.__getitem__)
-        line = (f"{name}: val acc after epoch 1 {_pct(h['val_acc'][1] if len(h['val_acc']) > 1 else None)}, "
-                f"best {_pct(h['val_acc'][best_acc_ep])} at epoch {h['epoch'][best_acc_ep]}, final {_pct(f['val_acc'])}; "
-                f"min val loss {_fmt(losses[best_loss_ep], '.4f')} at epoch {h['epoch'][best_loss_ep]}, "
-                f"final {_fmt(f['val_loss'], '.4f')}")
-        if f["val_loss"] is not None and math.isfinite(losses[best_loss_ep]) and losses[best_loss_ep] > 0:
-            line += f" ({100 * (f['val_loss'] / losses[best_loss_ep] - 1):+.0f}% from the min)"
-        if f["train_loss"] is not None:
-            line += f"; final train loss {f['train_loss']:.2g}"
-        finite_steps = [v for v in h["step_loss"] if v is not None]
-        if finite_steps:
-            line += f"; largest step loss {max(finite_steps):.3g}"
-        if f["test_acc"] is not None and f["val_acc"] is not None:
-            line += f"; test - val = {100 * (f['test_acc'] - f['val_acc']):+.2f} points"
-        if f["diverged"]:
-            line += f"; DIVERGED at step {h['diverged_step']}"
-        lines.append(line)
-    return "\n".join(lines)
 
 
 def compare_runs(a: list[dict], b: list[dict], name_a: str, name_b: str) -> str:
@@ -239,28 +237,20 @@ def error_summary(y_true: torch.Tensor, y_pred: torch.Tensor, top: int = 5) -> s
             f"most frequent confusions (true -> predicted): {confusions}")
 
 
-def ablation_table(baseline: dict, rows: list[dict], final: dict) -> str:
-    """Bonus ablation: the homework CNN, each added idea (validation only), then the final model with its test accuracy."""
-    head = f"{'configuration':44} {'epochs':>6} {'val acc':>8} {'val+TTA':>8} {'test acc':>8} {'time':>6} {'params':>7}"
+def bonus_table(final: dict, baseline: dict, n_test: int) -> str:
+    """2.6's answer in one table: the homework CNN of 2.3 and the final model, validation, training and test accuracy."""
+    head = f"{'model':40} {'epochs':>6} {'val':>6} {'val+TTA':>7} {'train':>6} {'test':>6} {'errors':>6} {'time':>6} {'params':>7}"
     out = [head, "-" * len(head)]
-    b = baseline
-    out.append(f"{'homework CNN, SGD-Nesterov (2.3)':44} {b['config']['epochs']:6d} {_pct(b['final']['val_acc']):>8} "
-               f"{'-':>8} {'-':>8} {b['wall_time_s']:5.0f}s {b['n_params']:7d}")
-    for r in rows:
+    for name, r in (("homework CNN, SGD-Nesterov (2.3)", baseline), ("final: " + final["label"], final)):
         f = r["final"]
-        out.append(f"{r['label']:44} {r['config']['epochs']:6d} {_pct(f['val_acc']):>8} {_pct(f['val_acc_tta']):>8} "
-                   f"{'-':>8} {r['wall_time_s']:5.0f}s {r['n_params']:7d}")
-    f, c = final["final"], final["config"]
-    members = c["members"]
-    name = (f"final: all of the above{' + TTA' if f['use_tta'] else ''}, "
-            + (f"{members} x width {c['width']}" if members > 1 else f"width {c['width']}"))
-    out.append(f"{name:44} {c['epochs']:6d} {_pct(f['val_acc']):>8} {_pct(f['val_acc_tta']):>8} "
-               f"{_pct(f['test_acc']):>8} {final['wall_time_s']:5.0f}s {final['n_params']:7d}")
-    if final["members"]:  # per-network results, recorded for ensembles only
-        alone = ", ".join(f"{_pct(m['val_acc'])} ({_pct(m['val_acc_tta'])})" for m in final["members"])
-        out.append(f"(each of the {members} networks alone, val acc (val+TTA): {alone})")
-    out.append(f"(test accuracy of the final model only, evaluated once{' with TTA' if f['use_tta'] else ''}; "
-               f"trained on {final['device']})")
+        errors = round((1 - f["test_acc"]) * n_test)
+        out.append(f"{name:40} {r['config']['epochs']:6d} {_pct(f['val_acc']):>6} {_pct(f.get('val_acc_tta')):>7} "
+                   f"{_pct(f.get('train_acc')):>6} {_pct(f['test_acc']):>6} {errors:6d} {r['wall_time_s']:5.0f}s {r['n_params']:7d}")
+    f = final["final"]
+    decay = final["history"].get("ema_decay_reached")
+    out.append(f"(accuracies in %; the final model's test accuracy {'with' if f['use_tta'] else 'without'} TTA, as chosen on "
+               f"validation; train: training images without augmentation, eval mode"
+               + (f"; EMA decay reached at the last step: {decay:.4f}" if decay is not None else "") + ")")
     return "\n".join(out)
 
 
@@ -291,12 +281,13 @@ def plot_class_shift(splits: KMNISTSplits) -> plt.Figure:
     dist = class_shift(splits, means)
     rows = [("train", means["train"], "gray_r"), ("validation", means["val"], "gray_r"), ("test", means["test"], "gray_r"),
             ("test - train", means["test"] - means["train"], "RdBu_r")]
-    fig, axes = plt.subplots(len(rows), len(CLASSES), figsize=(1.3 * len(CLASSES), 1.45 * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(rows), len(CLASSES), figsize=(1.45 * len(CLASSES), 1.45 * len(rows) + 0.8), squeeze=False,
+                             layout="constrained")
     for r, (name, imgs, cmap) in enumerate(rows):
         for c in range(len(CLASSES)):
             ax = axes[r, c]
             lim = (-0.5, 0.5) if cmap == "RdBu_r" else (0, 1)
-            ax.imshow(imgs[c].numpy(), cmap=cmap, vmin=lim[0], vmax=lim[1])
+            im = ax.imshow(imgs[c].numpy(), cmap=cmap, vmin=lim[0], vmax=lim[1])
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(class_name(c), fontsize=11)
@@ -304,15 +295,18 @@ def plot_class_shift(splits: KMNISTSplits) -> plt.Figure:
                 ax.set_ylabel(name, fontsize=10)
             if r == len(rows) - 1:
                 ax.set_xlabel(f"val {dist['val'][c]:.2f}\ntest {dist['test'][c]:.2f}", fontsize=9)
-    fig.suptitle("Mean image per class; below: L2 distance of the val / test mean from the train mean", y=0.99)
-    fig.tight_layout()
+        if r == len(rows) - 2:  # one grey scale for the three rows of means
+            fig.colorbar(im, ax=axes[:r + 1].ravel().tolist(), label="pixel value (0-1)", fraction=0.015, pad=0.01)
+        if r == len(rows) - 1:
+            fig.colorbar(im, ax=axes[r].tolist(), label="test - train", fraction=0.015, pad=0.01)
+    fig.suptitle("Mean image per class; below: L2 distance of the val / test mean from the train mean")
     return fig
 
 
 def class_shift_table(splits: KMNISTSplits) -> str:
     """Per class, the distance of the validation and of the test mean image from the training mean (as text)."""
     d = class_shift(splits)
-    rows = [f"{'class':10} {'val':>6} {'test':>6}"]
+    rows = [f"{'class':10} {'val':>6} {'test':>6}   (L2 distance of the class's mean image from its training mean)"]
     rows += [f"{class_name(c):10} {float(d['val'][c]):6.2f} {float(d['test'][c]):6.2f}" for c in range(len(CLASSES))]
     rows.append(f"{'range':10} {float(d['val'].min()):.2f}-{float(d['val'].max()):.2f} "
                 f"{float(d['test'].min()):.2f}-{float(d['test'].max()):.2f}")
@@ -321,16 +315,16 @@ def class_shift_table(splits: KMNISTSplits) -> str:
 
 def collapse_text(report: dict) -> str:
     """hw3.experiments.collapse_report as a few lines of text."""
-    dead = ", ".join(f"hidden layer {i + 1}: {100 * d:.0f}% of {n}"
+    dead = ", ".join(f"ReLU layer {i + 1}: {100 * d:.0f}% of {n}"
                      for i, (d, n) in enumerate(zip(report["dead_fraction"], report["hidden_units"])))
     counts = report["predicted_classes"]
     top = max(range(len(counts)), key=counts.__getitem__)
     return (f"{report['label']}, {report['epochs']} epochs, on the validation split:\n"
-            f"  dead ReLUs (output 0 for every image): {dead}\n"
+            f"  dead units (a neuron, or a CNN channel, whose ReLU outputs 0 for every image): {dead}\n"
             f"  predicts {class_name(top)} for {counts[top]} of {sum(counts)} images; "
             f"{sum(c > 0 for c in counts)} classes predicted at all\n"
             f"  mean predicted probabilities: {' '.join(f'{p:.3f}' for p in report['mean_probs'])} (uniform: 0.100)\n"
             f"  images that get exactly the same output: {100 * report['identical_output_share']:.2f}%; largest deviation "
             f"of one image's probabilities from the mean: {report['max_deviation_from_mean_probs']:.3f}\n"
-            f"  val loss {report['val_loss']:.4f} (uniform guess: ln 10 = {math.log(10):.4f}), val acc {_pct(report['val_acc'])}, "
+            f"  val loss {report['val_loss']:.4f} (uniform guess: ln 10 = {math.log(10):.4f}), val acc {_pct(report['val_acc'])}%, "
             f"largest training step loss {_fmt(report['max_step_loss'], '.3g')}")

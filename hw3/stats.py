@@ -27,13 +27,6 @@ def paired_comparison(y_true, pred_a, pred_b) -> dict:
             "a_only_right": b, "b_only_right": c, "diff": diff, "se_diff": se, "p_value": p}
 
 
-def binomial_se(accuracy: float, n: int) -> float:
-    """Standard error of one accuracy measured on n independent samples."""
-    if not (0.0 <= accuracy <= 1.0 and n > 0):
-        raise ValueError(f"expected an accuracy in [0, 1] and n > 0, got {accuracy!r} and {n!r}")
-    return math.sqrt(accuracy * (1 - accuracy) / n)
-
-
 def paired_text(result: dict | str, name_a: str, name_b: str) -> str:
     """paired_comparison's result as two lines of text (a string result, a reason for no test, is returned as is)."""
     if isinstance(result, str):
@@ -42,4 +35,4 @@ def paired_text(result: dict | str, name_a: str, name_b: str) -> str:
     return (f"{name_a}: {100 * r['acc_a']:.2f}%, {name_b}: {100 * r['acc_b']:.2f}% on the same {r['n']} images; "
             f"right only by {name_a}: {r['a_only_right']}, only by {name_b}: {r['b_only_right']}\n"
             f"difference {100 * r['diff']:+.2f} points, paired standard error {100 * r['se_diff']:.2f} points, "
-            f"McNemar exact two-sided p = {r['p_value']:.2g}")
+            f"McNemar exact two-sided p {'= ' + format(r['p_value'], '.2g') if r['p_value'] > 0 else '< 1e-300'}")

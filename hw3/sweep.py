@@ -1,11 +1,13 @@
-"""Question 2.6's side studies, on validation: the candidates for the final model and the seed spread of the ablation.
+"""The side studies behind the answers, recorded: `python -m hw3 sweep [STUDY ...]`.
 
-`python -m hw3 sweep` trains what the cache lacks (about half an hour on a 2-core CPU), then prints both
-tables; `--record` also writes their summary to hw3/recorded/sweep.json, which ships with the package.
-The notebook shows the summary from this machine's cache when every run is there, else the recorded
-one, labelled as such. The test split is evaluated for one candidate only: the width-24 network, whose
-test accuracy was measured and disclosed before the ensemble was chosen; its errors let the notebook
-compare the two tested designs with a paired test. No choice depends on it.
+- controls:     the four MLP runs of 2.2 with seed 1, and Adam with lr=0.001 (tests a claim of 2.2)
+- cnn-seeds:    the four CNN runs of 2.3 with seeds 1 and 2 (seed 0 is the notebook's own): the CNN's spread
+- ablation:     2.6's ablation, from the homework CNN one change per row, seeds 0-2, validation only
+- explorations: 2.6's post-hoc designs (three-network ensemble, + elastic), and the final design for the
+                paired test; the test split is evaluated for the final design and the ensemble only,
+                whose test accuracies were already disclosed
+Each study trains what the cache lacks; `--record` writes the summary to hw3/recorded/sweep.json, which
+ships with the package, and the notebook shows it (labelled as recorded) when its own cache lacks the runs.
 """
 from __future__ import annotations
 
@@ -16,117 +18,152 @@ from pathlib import Path
 from . import bonus, stats
 from .cache import load_result, results_dir, write_json_atomic
 from .device import cpu_name
+from .experiments import Config, run_experiment
+from .train import CONTROLS, OPTIMIZERS
 
 RECORDED = Path(__file__).resolve().parent / "recorded" / "sweep.json"
-SEEDS = (0, 1, 2)  # every ablation row is trained with each of these seeds (seed 0 is the notebook's own row)
-DISCLOSED = "one width-24 network, 20 epochs"  # the design tested first (its test accuracy is disclosed in 2.6)
+SEEDS = (0, 1, 2)
 COMMAND = "python -m hw3 sweep"
+STUDIES = ("controls", "cnn-seeds", "ablation", "explorations")
+FINAL_NAME = "final: one width-24 network, 20 epochs"
+TESTED = (FINAL_NAME, "three width-16 networks, 12 epochs each")  # the designs whose test accuracy was disclosed
 
 
-def _runs() -> dict:
-    """Every run of the sweep: {(kind, name, seed): BonusConfig overrides}."""
-    runs = {("candidate", name, 0): dict(overrides) for name, overrides in bonus.FINAL_CANDIDATES.items()}
-    for seed in SEEDS:
-        for name, overrides in bonus.ABLATION:
-            runs[("ablation", name, seed)] = dict(overrides, epochs=bonus.ABLATION_EPOCHS, seed=seed)
-    return runs
+def _runs(study: str) -> list[tuple[str, int, object]]:
+    """The runs of one study: (name, seed, Config or BonusConfig)."""
+    if study == "controls":
+        return ([(f"MLP {OPTIMIZERS[o][0]}", 1, Config(model="mlp", optimizer=o, seed=1)) for o in OPTIMIZERS]
+                + [(f"MLP {CONTROLS[o][0]}", 0, Config(model="mlp", optimizer=o)) for o in CONTROLS])
+    if study == "cnn-seeds":
+        return [(f"CNN {OPTIMIZERS[o][0]}", s, Config(model="cnn", optimizer=o, seed=s)) for s in (1, 2) for o in OPTIMIZERS]
+    if study == "ablation":
+        return [(name, s, bonus.BonusConfig(**overrides, seed=s)) for s in SEEDS for name, overrides in bonus.ABLATION]
+    if study == "explorations":
+        return [(FINAL_NAME, 0, bonus.FINAL)] + [(n, 0, bonus.BonusConfig(**o)) for n, o in bonus.EXPLORATIONS.items()]
+    raise ValueError(f"study must be one of {STUDIES}, got {study!r}")
 
 
-def run_sweep(data_dir=None, results=None, force: bool = False, device=None, progress: bool = True) -> dict:
-    """Train (or load) every run of the sweep, then return its summary."""
-    for (kind, name, _), overrides in _runs().items():
-        bonus.run_bonus(data_dir=data_dir, results=results, force=force, device=device, progress=progress,
-                        evaluate_test=(kind == "candidate" and name == DISCLOSED), **overrides)
+def _path(cfg, results) -> Path:
+    return results_dir(results) / f"{cfg.key()}.json"
+
+
+def run_sweep(studies=STUDIES, data_dir=None, results=None, force: bool = False, device=None, progress: bool = True) -> dict:
+    """Train (or load) every run of the given studies, then return the summary of every study in the cache."""
+    for study in studies:
+        for name, _, cfg in _runs(study):
+            kw = dict(data_dir=data_dir, results=results, force=force, device=device, progress=progress)
+            if isinstance(cfg, bonus.BonusConfig):
+                bonus.run_bonus(cfg, evaluate_test=name in TESTED, **kw)
+            else:
+                run_experiment(cfg, **kw)
     return summary(results)
 
 
-def summary(results=None) -> dict | None:
-    """The sweep's numbers from the cache, or None when any of its runs is missing there."""
-    rows = []
-    for (kind, name, seed), overrides in _runs().items():
-        r = load_result(results_dir(results) / f"{bonus.BonusConfig(**overrides).key()}.json")
-        if r is None:
-            return None
-        f = r["final"]
-        row = {"kind": kind, "name": name, "seed": seed, "val_acc": f["val_acc"], "val_acc_tta": f["val_acc_tta"],
-               "val_loss": f["val_loss"], "wall_time_s": r["wall_time_s"], "device": r["device"],
-               "members": r["members"]}
-        if kind == "candidate" and name == DISCLOSED and r.get("test_pred") is not None:
-            row["test_acc"] = f["test_acc"]
-            row["test_pred"] = "".join(map(str, r["test_pred"]))  # one digit per test image: compact when recorded
-        rows.append(row)
-    return {"command": COMMAND, "rows": rows}
+def _row(name: str, seed: int, r: dict) -> dict:
+    f, h = r["final"], r["history"]
+    accs = [a for a in h["val_acc"][1:] if a is not None]
+    row = {"name": name, "seed": seed, "val_acc": f["val_acc"], "val_loss": f["val_loss"], "train_acc": f.get("train_acc"),
+           "last5_val_acc": statistics.mean(accs[-5:]) if accs else None, "test_acc": f.get("test_acc"),
+           "wall_time_s": r["wall_time_s"], "device": r["device"]}
+    if "val_acc_tta" in f:
+        row.update(val_acc_tta=f["val_acc_tta"], members=r["members"], ema_decay=h.get("ema_decay_reached"))
+    if r.get("test_pred") is not None:
+        row["test_pred"] = "".join(map(str, r["test_pred"]))  # one digit per test image: compact when recorded
+    return row
+
+
+def summary(results=None) -> dict:
+    """{study: rows} for every study whose runs are all in the cache."""
+    out = {}
+    for study in STUDIES:
+        rows = []
+        for name, seed, cfg in _runs(study):
+            r = load_result(_path(cfg, results))
+            if r is None:
+                break
+            rows.append(_row(name, seed, r))
+        else:
+            out[study] = rows
+    return {"command": COMMAND, "studies": out}
 
 
 def record(summary_: dict, path: Path = RECORDED) -> Path:
     """Write a summary as the recorded one (the machine is named in it); returns the path."""
-    write_json_atomic(dict(summary_, machine=_machine(summary_), recorded_by=f"{COMMAND} --record"), path, indent=1)
+    devices = sorted({r["device"] for rows in summary_["studies"].values() for r in rows})
+    write_json_atomic(dict(summary_, machine=f"{', '.join(devices)}; processor: {cpu_name()}",
+                           recorded_by=f"{COMMAND} --record"), path, indent=1)
     return path
 
 
-def _machine(summary_: dict) -> str:
-    devices = sorted({r["device"] for r in summary_["rows"]})
-    return f"{', '.join(devices)}; processor: {cpu_name()}"
-
-
-def load(results=None, recorded: Path = RECORDED) -> tuple[dict | None, str]:
-    """The summary to show and where it comes from: this machine's cache if complete, else the recorded file."""
-    current = summary(results)
+def load(study: str, results=None, recorded: Path = RECORDED) -> tuple[list[dict] | None, str]:
+    """The rows of one study and where they come from: this machine's cache if complete, else the recorded file."""
+    current = summary(results)["studies"].get(study)
     if current is not None:
         return current, "trained on this machine (cache)"
     try:
         rec = json.loads(Path(recorded).read_text())
     except (OSError, ValueError):
-        return None, f"not run here and no recorded summary: run `{COMMAND}`"
-    return rec, f"RECORDED on {rec.get('machine', 'another machine')} (not trained by this notebook; `{COMMAND}` reproduces it)"
+        rec = {}
+    rows = rec.get("studies", {}).get(study)
+    if rows is None:
+        return None, f"not run here and not recorded: run `{COMMAND} {study}`"
+    return rows, f"RECORDED on {rec.get('machine', 'another machine')} (`{COMMAND} {study}` reproduces it)"
 
 
-def _rows(summary_: dict, kind: str) -> list[dict]:
-    return [r for r in summary_["rows"] if r["kind"] == kind]
-
-
-def candidate_table(summary_: dict) -> str:
-    """The final-model candidates on validation: accuracy without and with TTA, NLL, training time."""
-    lines = [f"{'candidate (validation only)':42} {'val acc':>8} {'val+TTA':>8} {'val NLL':>8} {'time':>6}"]
-    for r in _rows(summary_, "candidate"):
-        lines.append(f"{r['name']:42} {100 * r['val_acc']:8.2f} {100 * r['val_acc_tta']:8.2f} {r['val_loss']:8.4f} "
-                     f"{r['wall_time_s']:5.0f}s")
-    return "\n".join(lines)
-
-
-def seed_spread(summary_: dict) -> dict[str, dict]:
-    """Per ablation row: validation accuracy (and with TTA) for every seed, their mean and standard deviation."""
-    out = {}
-    for name, _ in bonus.ABLATION:
-        rows = sorted((r for r in _rows(summary_, "ablation") if r["name"] == name), key=lambda r: r["seed"])
-        acc, tta = [r["val_acc"] for r in rows], [r["val_acc_tta"] for r in rows]
-        out[name] = {"seeds": [r["seed"] for r in rows], "val_acc": acc, "val_acc_tta": tta,
-                     "mean": statistics.mean(acc), "sd": statistics.stdev(acc) if len(acc) > 1 else float("nan"),
-                     "mean_tta": statistics.mean(tta), "sd_tta": statistics.stdev(tta) if len(tta) > 1 else float("nan")}
+def spread(rows: list[dict], key: str = "val_acc") -> dict[str, dict]:
+    """Per name (in order of appearance): the values of `key` over seeds, their mean and standard deviation."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        out.setdefault(r["name"], {"seeds": [], "values": []})
+        out[r["name"]]["seeds"].append(r["seed"])
+        out[r["name"]]["values"].append(r[key])
+    for s in out.values():
+        s["mean"] = statistics.mean(s["values"])
+        s["sd"] = statistics.stdev(s["values"]) if len(s["values"]) > 1 else float("nan")
     return out
 
 
-def seed_table(summary_: dict) -> str:
-    """The ablation rows over several seeds: each seed's validation accuracy, then mean and standard deviation."""
-    spread = seed_spread(summary_)
-    seeds = next(iter(spread.values()))["seeds"]
-    head = f"{'ablation row (4 epochs)':24} " + " ".join(f"{'seed ' + str(s):>7}" for s in seeds) + \
-        f" {'mean':>6} {'sd':>5} | {'TTA mean':>8} {'sd':>5}"
+def rows_of(results: list[dict], prefix: str) -> list[dict]:
+    """The notebook's own runs (seed 0) as sweep rows, named like the sweep's ('MLP SGD lr=0.01')."""
+    return [_row(f"{prefix} {r['label']}", r["config"]["seed"], r) for r in results]
+
+
+def seed_table(rows: list[dict], title: str, keys: tuple[str, ...] = ("val_acc",)) -> str:
+    """Each name's value per seed, then mean and standard deviation over its seeds, for each key (in %)."""
+    lines = []
+    seeds = sorted({r["seed"] for r in rows})
+    for key in keys:
+        sp = spread(rows, key)
+        head = f"{title + ' [' + key + ', %]':46} " + " ".join(f"{'seed ' + str(s):>7}" for s in seeds) + f" {'mean':>6} {'sd':>5}"
+        lines += [head, "-" * len(head)]
+        for name, s in sp.items():
+            by_seed = dict(zip(s["seeds"], s["values"]))
+            cells = " ".join(f"{100 * by_seed[sd]:7.2f}" if sd in by_seed else f"{'':7}" for sd in seeds)
+            sd_text = f"{100 * s['sd']:5.2f}" if len(s["values"]) > 1 else f"{'-':>5}"
+            lines.append(f"{name:46} {cells} {100 * s['mean']:6.2f} {sd_text}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def explorations_table(rows: list[dict]) -> str:
+    """The final design and the post-hoc explorations: validation (with TTA), training and test accuracy, time."""
+    head = f"{'design':42} {'val acc':>8} {'val+TTA':>8} {'val loss':>8} {'train acc':>9} {'test acc':>8} {'time':>6}"
     lines = [head, "-" * len(head)]
-    for name, s in spread.items():
-        lines.append(f"{name:24} " + " ".join(f"{100 * a:7.2f}" for a in s["val_acc"]) +
-                     f" {100 * s['mean']:6.2f} {100 * s['sd']:5.2f} | {100 * s['mean_tta']:8.2f} {100 * s['sd_tta']:5.2f}")
+    for r in rows:
+        test = "-" if r.get("test_acc") is None else f"{100 * r['test_acc']:.2f}"
+        lines.append(f"{r['name']:42} {100 * r['val_acc']:8.2f} {100 * r['val_acc_tta']:8.2f} {r['val_loss']:8.4f} "
+                     f"{100 * r['train_acc']:9.2f} {test:>8} {r['wall_time_s']:5.0f}s")
     return "\n".join(lines)
 
 
-def paired_with_disclosed(summary_: dict, y_test, final_pred) -> dict | str:
-    """McNemar's test of the final model against the first tested design, on the same test images
-    (or a one-line reason why it cannot be made with these predictions)."""
-    row = next((r for r in summary_["rows"] if r["name"] == DISCLOSED and r.get("test_pred")), None)
+def paired(rows: list[dict], y_test, pred_a, name_b: str = TESTED[1]) -> dict | str:
+    """McNemar's test of predictions `pred_a` against the recorded test predictions of design `name_b`
+    (or a one-line reason why it cannot be made)."""
+    row = next((r for r in rows if r["name"] == name_b and r.get("test_pred")), None)
     if row is None:
-        return f"no test predictions of '{DISCLOSED}' in the summary: run `{COMMAND}`"
-    first = [int(c) for c in row["test_pred"]]
-    if len(first) != len(y_test) or len(final_pred) != len(y_test):
-        return (f"the recorded predictions cover {len(first)} test images, this test set has {len(y_test)} "
+        return f"no test predictions of '{name_b}' recorded: run `{COMMAND} explorations`"
+    other = [int(c) for c in row["test_pred"]]
+    if len(other) != len(y_test) or len(pred_a) != len(y_test):
+        return (f"the recorded predictions cover {len(other)} test images, this test set has {len(y_test)} "
                 f"(not the real KMNIST?): no paired test")
-    return stats.paired_comparison(y_test, final_pred, first)
+    return stats.paired_comparison(y_test, pred_a, other)

@@ -1,14 +1,15 @@
-"""Plain train / evaluate loops with per-step loss logging, divergence handling and a progress bar."""
+"""The homework's training loop (questions 2.2 to 2.5): plain `train` and `evaluate`, every step's loss logged."""
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+
+from .progress import progress_bar
 
 # The four optimizer configurations of questions 2.2 and 2.3: key -> (label, class, hyperparameters).
 OPTIMIZERS: dict[str, tuple[str, type, dict]] = {
@@ -33,92 +34,59 @@ def make_optimizer(name: str, params: Iterable[torch.nn.Parameter]) -> torch.opt
 
 
 def evaluate(model: nn.Module, loader: Iterable) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of model over a loader (one host sync, at the end)."""
+    """Mean cross-entropy and accuracy of `model` over a loader, in eval mode (one host sync, at the end)."""
     model.eval()
-    loss_sum, correct, n = None, None, 0
+    loss_sum, correct, n = 0.0, 0, 0
     with torch.inference_mode():
         for x, y in loader:
             logits = model(x)
-            batch_loss = F.cross_entropy(logits, y, reduction="sum")
-            batch_correct = (logits.argmax(1) == y).sum()
-            loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
-            correct = batch_correct if correct is None else correct + batch_correct
+            loss_sum = loss_sum + F.cross_entropy(logits, y, reduction="sum")
+            correct = correct + (logits.argmax(1) == y).sum()
             n += len(y)
     if n == 0:
         raise ValueError("evaluate got an empty loader")
-    return loss_sum.item() / n, correct.item() / n
+    return float(loss_sum) / n, int(correct) / n
 
 
 def train(model: nn.Module, loaders: Mapping[str, Iterable], optimizer: torch.optim.Optimizer, epochs: int,
-          progress: bool = True, desc: str = "", log_every: int = 50, augment: Callable | None = None,
-          scheduler=None, label_smoothing: float = 0.0, ema: nn.Module | None = None) -> dict:
-    """Train for `epochs` on loaders['train'], validating on loaders['val'] before training and after every epoch.
+          progress: bool = True, desc: str = "") -> dict:
+    """Train for `epochs` on loaders['train'], validating on loaders['val'] before training and after each epoch.
 
-    Returns the history: the loss of every step, and per epoch the mean training loss, validation
-    loss and accuracy. A non-finite training loss stops the run and marks it diverged; what was
-    recorded until then is kept. Losses stay on the device and are read back every `log_every` steps.
-    Optional extras (the bonus uses them): `augment` maps a training batch to an augmented one,
-    `scheduler` steps after every optimizer step, `ema` (an AveragedModel) is updated after every
-    step and is the model that gets validated.
+    Returns the history: the loss of every step, and per epoch the mean training loss, the validation loss
+    and accuracy, and the time. A non-finite loss stops the run and marks it diverged (what came before is kept).
     """
-    evaluated = ema if ema is not None else model
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    train_loader = loaders["train"]
-    steps_per_epoch = len(train_loader)
-    val_loss, val_acc = evaluate(evaluated, loaders["val"])
+    steps_per_epoch = len(loaders["train"])
+    val_loss, val_acc = evaluate(model, loaders["val"])
     hist = {"steps_per_epoch": steps_per_epoch, "step_loss": [], "epoch": [0], "train_loss": [None],
-            "val_loss": [val_loss], "val_acc": [val_acc], "epoch_time_s": [0.0],
-            "diverged": False, "diverged_step": None}
-    bar = tqdm(total=epochs * steps_per_epoch, desc=desc, disable=not progress, mininterval=1.0, leave=True)
-    try:
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            model.train()
-            pending = []  # loss tensors not yet read back to the host
-            for x, y in train_loader:
-                if augment is not None:
-                    x = augment(x)
-                loss = F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                if ema is not None:
-                    ema.update_parameters(model)
-                pending.append(loss.detach())
-                if len(pending) == log_every:
-                    if not _flush(pending, hist, bar):
-                        break
-            else:
-                _flush(pending, hist, bar)
-            if hist["diverged"]:
-                break
-            val_loss, val_acc = evaluate(evaluated, loaders["val"])
-            hist["epoch"].append(epoch)
-            hist["train_loss"].append(sum(hist["step_loss"][-steps_per_epoch:]) / steps_per_epoch)
-            hist["val_loss"].append(val_loss)
-            hist["val_acc"].append(val_acc)
-            hist["epoch_time_s"].append(time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{hist['train_loss'][-1]:.3f}", val_acc=f"{val_acc:.3f}", refresh=False)
-    finally:
-        bar.close()
-    return hist
-
-
-def _flush(pending: list, hist: dict, bar) -> bool:
-    """Move buffered step losses to the history; False (and mark diverged) on the first non-finite one."""
-    if not pending:
-        return True
-    values = torch.stack(pending).float().cpu().tolist()
-    pending.clear()
-    for v in values:
-        if not math.isfinite(v):
+            "val_loss": [val_loss], "val_acc": [val_acc], "epoch_time_s": [0.0], "diverged": False, "diverged_step": None}
+    bar = progress_bar(epochs * steps_per_epoch, desc, disable=not progress)
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        losses = []  # kept on the device: reading each loss back would stall every step
+        for x, y in loaders["train"]:
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.detach())
+            bar.update()
+        epoch_losses = torch.stack(losses).float().cpu().tolist()
+        finite = [math.isfinite(v) for v in epoch_losses]
+        if not all(finite):  # keep the steps before the first non-finite loss, then stop
+            first_bad = finite.index(False)
+            hist["step_loss"] += epoch_losses[:first_bad]
             hist["diverged"], hist["diverged_step"] = True, len(hist["step_loss"])
-            bar.set_postfix(loss="diverged", refresh=True)
-            return False
-        hist["step_loss"].append(v)
-    bar.update(len(values))
-    bar.set_postfix(loss=f"{values[-1]:.3f}", refresh=False)
-    return True
+            break
+        hist["step_loss"] += epoch_losses
+        val_loss, val_acc = evaluate(model, loaders["val"])
+        hist["epoch"].append(epoch)
+        hist["train_loss"].append(sum(epoch_losses) / steps_per_epoch)
+        hist["val_loss"].append(val_loss)
+        hist["val_acc"].append(val_acc)
+        hist["epoch_time_s"].append(time.perf_counter() - t0)
+        bar.set_postfix(train_loss=f"{hist['train_loss'][-1]:.3f}", val_acc=f"{val_acc:.3f}", refresh=False)
+    bar.close()
+    return hist

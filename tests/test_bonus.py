@@ -1,4 +1,4 @@
-"""Bonus (2.6): augmentation, TTA, the ablation protocol (test evaluated once) and caching."""
+"""Bonus (2.6): augmentation, TTA, the final design and the ablation (validation only), caching, the sweep."""
 import pytest
 import torch
 
@@ -48,13 +48,30 @@ def test_gaussian_blur_matches_a_convolution_with_zero_padding():
     torch.testing.assert_close(bonus.gaussian_blur(f, 2.0), ref, atol=1e-5, rtol=1e-5)
 
 
-def test_old_configurations_keep_their_cache_names():
-    # the elastic switch came last: configurations without it hash exactly as before it existed
-    from hw3.cache import config_digest
-    cfg = bonus.BonusConfig(elastic=False)
-    fields = {k: v for k, v in bonus.dataclasses.asdict(cfg).items() if k != "elastic"}
-    assert cfg.key() == "bonus-" + config_digest(fields)[:12]
-    assert bonus.BonusConfig(elastic=True).key() != cfg.key()
+def test_the_final_design_is_the_preregistered_one_and_the_ablation_adds_one_change_per_row():
+    f = bonus.FINAL
+    assert (f.arch, f.width, f.members, f.epochs, f.elastic) == ("deep", 24, 1, 20, False)
+    names = [n for n, _ in bonus.ABLATION]
+    rows = [bonus.BonusConfig(**o) for _, o in bonus.ABLATION]
+    assert rows[0].arch == "homework" and not rows[0].batchnorm and rows[0].schedule == "constant"
+    assert (rows[0].lr, rows[0].batch_size, rows[0].augment, rows[0].label_smoothing, rows[0].ema) == (0.01, 64, False, 0.0, False)
+    for name, a, b in zip(names[1:], rows, rows[1:]):
+        changed = {k for k, v in bonus.dataclasses.asdict(b).items() if bonus.dataclasses.asdict(a)[k] != v}
+        assert changed and changed <= {"batchnorm", "arch", "schedule", "lr", "weight_decay", "batch_size", "augment",
+                                       "label_smoothing", "ema"}, (name, changed)
+        assert len(changed) == 1 or name.startswith("+ OneCycle"), (name, changed)  # the one multi-field row says so
+    last = rows[-1]
+    assert {k: v for k, v in bonus.dataclasses.asdict(last).items() if k not in ("width", "epochs")} == \
+        {k: v for k, v in bonus.dataclasses.asdict(bonus.FINAL).items() if k not in ("width", "epochs")}
+    hw = bonus.HomeworkCNN(batchnorm=True)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in hw.modules()) == 3 and hw(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert bonus.count_parameters(bonus.HomeworkCNN()) == 29_066
+
+
+def test_ema_decay_reached_is_reported():
+    assert bonus.ema_decay_after(1) == pytest.approx(1 / 10)
+    assert bonus.ema_decay_after(1564) == pytest.approx(1564 / 1573)  # about 0.994: the cap 0.999 is not reached
+    assert bonus.ema_decay_after(100_000) == bonus.EMA_DECAY
 
 
 def test_shift_tta_averages_five_views():
@@ -66,15 +83,17 @@ def test_shift_tta_averages_five_views():
     assert not torch.allclose(out, model(x)) and not torch.allclose(out, model(shifted))
 
 
-def test_ablation_protocol_and_cache(fake_root, tmp_path, monkeypatch):
-    rows, final = bonus.bonus_ablation(1, 1, data_dir=fake_root, results=tmp_path, width=4, train_subset=1000, progress=False)
-    assert len(rows) == len(bonus.ABLATION)
-    assert all(r["final"]["test_acc"] is None and r["test_pred"] is None for r in rows)  # validation only
+def test_validation_only_rows_and_the_tested_final_model(fake_root, tmp_path, monkeypatch):
+    row = bonus.run_bonus(bonus.BonusConfig(**dict(bonus.ABLATION[1][1], epochs=1, train_subset=1000)),
+                          data_dir=fake_root, results=tmp_path, progress=False)
+    assert row["final"]["test_acc"] is None and row["test_pred"] is None  # validation only
+    assert row["history"]["ema_decay_reached"] is None and 0 <= row["final"]["train_acc"] <= 1
+    final = bonus.run_bonus(data_dir=fake_root, results=tmp_path, evaluate_test=True, **TINY)
     f = final["final"]
     assert f["test_acc"] is not None and len(final["test_pred"]) == 1000
     assert f["use_tta"] == (f["val_acc_tta"] > f["val_acc"])  # TTA chosen on validation
-    assert not rows[0]["config"]["augment"] and rows[-1]["config"]["ema"]
-    monkeypatch.setattr(bonus, "train", lambda *a, **k: pytest.fail("cached result should be loaded"))
+    assert final["history"]["ema_decay_reached"] == bonus.ema_decay_after(8)  # 1,000 images, batch 128: 8 steps
+    monkeypatch.setattr(bonus, "train_network", lambda *a, **k: pytest.fail("cached result should be loaded"))
     again = bonus.run_bonus(data_dir=fake_root, results=tmp_path, evaluate_test=True, **TINY)
     assert again["final"] == final["final"]
 
@@ -115,7 +134,7 @@ def test_validation_only_run_is_tested_later_from_its_saved_weights(fake_root, t
     assert val_only["final"]["test_acc"] is None and len(val_only["members"]) == 2
     assert val_only["n_params"] == 2 * bonus.count_parameters(bonus.BonusNet(width=4))
     with monkeypatch.context() as m:
-        m.setattr(bonus, "train", lambda *a, **k: pytest.fail("the saved weights should be tested, not retrained"))
+        m.setattr(bonus, "train_network", lambda *a, **k: pytest.fail("the saved weights should be tested, not retrained"))
         tested = bonus.run_bonus(results=tmp_path / "later", evaluate_test=True, **kw)
     assert tested["final"] == fresh["final"] and tested["test_pred"] == fresh["test_pred"]
     assert bonus.run_bonus(results=tmp_path / "later", **kw)["final"]["test_acc"] == fresh["final"]["test_acc"]  # cached
@@ -127,38 +146,43 @@ def test_validation_only_run_is_tested_later_from_its_saved_weights(fake_root, t
     assert again["test_pred"] == fresh["test_pred"]
 
 
-def test_sweep_summary_reads_validation_results_from_the_cache_else_the_recorded_one(fake_root, tmp_path, monkeypatch):
-    from hw3 import sweep
-    monkeypatch.setattr(bonus, "FINAL_CANDIDATES", {"tiny pair": dict(width=4, members=2, epochs=1, train_subset=1000),
-                                                     sweep.DISCLOSED: dict(width=5, members=1, epochs=1, train_subset=1000)})
-    tiny_rows = [(name, dict(overrides, width=4, train_subset=1000)) for name, overrides in bonus.ABLATION[:2]]
-    monkeypatch.setattr(bonus, "ABLATION", tiny_rows)
-    monkeypatch.setattr(bonus, "ABLATION_EPOCHS", 1)
+def test_sweep_studies_are_recorded_and_read_back_from_the_cache_else_the_recorded_file(fake_root, tmp_path, monkeypatch):
+    from hw3 import experiments, sweep
+    tiny = dict(width=4, epochs=1, train_subset=1000)
+    monkeypatch.setattr(bonus, "ABLATION", [(n, dict(o, **tiny)) for n, o in bonus.ABLATION[:2]])
+    monkeypatch.setattr(bonus, "FINAL", bonus.BonusConfig(**tiny))
+    monkeypatch.setattr(bonus, "EXPLORATIONS", {sweep.TESTED[1]: dict(tiny, members=2), "post hoc, validation only": dict(tiny, width=5)})
     monkeypatch.setattr(sweep, "SEEDS", (0, 1))
+    real_config = experiments.Config
+    monkeypatch.setattr(sweep, "Config", lambda **k: real_config(**k, epochs=1, train_subset=300))
     recorded = tmp_path / "recorded.json"
-    assert sweep.summary(tmp_path / "cache") is None  # nothing trained yet
-    none, why = sweep.load(tmp_path / "cache", recorded=recorded)
-    assert none is None and "python -m hw3 sweep" in why
+    assert sweep.summary(tmp_path / "cache")["studies"] == {}  # nothing trained yet
+    none, why = sweep.load("ablation", tmp_path / "cache", recorded=recorded)
+    assert none is None and "python -m hw3 sweep ablation" in why
     summary = sweep.run_sweep(data_dir=fake_root, results=tmp_path / "cache", progress=False)
-    rows = {(r["kind"], r["name"], r["seed"]): r for r in summary["rows"]}
-    assert len(rows) == 2 + 2 * 2
-    pair = rows[("candidate", "tiny pair", 0)]
-    table = sweep.candidate_table(summary)
-    assert f"{100 * pair['val_acc']:8.2f}" in table.splitlines()[1]
-    assert "test_pred" not in pair  # the comparison never looks at the test split...
-    first = rows[("candidate", sweep.DISCLOSED, 0)]
-    assert len(first["test_pred"]) == 1000  # ...except for the design whose test accuracy was disclosed
-    spread = sweep.seed_spread(summary)[bonus.ABLATION[0][0]]
-    assert spread["seeds"] == [0, 1] and abs(spread["mean"] - sum(spread["val_acc"]) / 2) < 1e-12
-    assert bonus.ABLATION[1][0] in sweep.seed_table(summary)
-    y = torch.tensor([int(c) for c in first["test_pred"]])
-    paired = sweep.paired_with_disclosed(summary, y, y)
+    studies = summary["studies"]
+    assert set(studies) == set(sweep.STUDIES)
+    assert len(studies["cnn-seeds"]) == 8 and {r["seed"] for r in studies["cnn-seeds"]} == {1, 2}
+    assert len(studies["controls"]) == 5 and len(studies["ablation"]) == 2 * 2
+    assert all(r["test_acc"] is None and "test_pred" not in r for r in studies["ablation"])  # validation only
+    explored = {r["name"]: r for r in studies["explorations"]}
+    assert explored["post hoc, validation only"]["test_acc"] is None  # a new design never sees the test set
+    assert all(len(explored[n]["test_pred"]) == 1000 for n in sweep.TESTED)  # the two disclosed designs
+    cnn = studies["cnn-seeds"][0]
+    assert cnn["last5_val_acc"] == pytest.approx(cnn["val_acc"])  # one epoch: the mean of the last five is the last
+    spread = sweep.spread(studies["ablation"])[bonus.ABLATION[0][0]]
+    assert spread["seeds"] == [0, 1] and spread["mean"] == pytest.approx(sum(spread["values"]) / 2)
+    table = sweep.seed_table(studies["ablation"], "ablation", ("val_acc", "val_acc_tta"))
+    assert bonus.ABLATION[1][0] in table and "val_acc_tta" in table
+    assert f"{100 * explored[sweep.TESTED[1]]['val_acc']:8.2f}" in sweep.explorations_table(studies["explorations"])
+    y = torch.tensor([int(c) for c in explored[sweep.TESTED[1]]["test_pred"]])
+    paired = sweep.paired(studies["explorations"], y, y)
     assert paired["a_only_right"] == paired["b_only_right"] == 0 and paired["p_value"] == 1.0
-    assert "no paired test" in sweep.paired_with_disclosed(summary, y[:10], y[:10])
+    assert "no paired test" in sweep.paired(studies["explorations"], y[:10], y[:10])
     sweep.record(summary, recorded)
-    shown, why = sweep.load(tmp_path / "empty", recorded=recorded)  # another machine: the recorded summary
-    assert why.startswith("RECORDED on") and shown["rows"] == summary["rows"]
-    assert sweep.load(tmp_path / "cache", recorded=recorded)[1] == "trained on this machine (cache)"
+    shown, why = sweep.load("ablation", tmp_path / "empty", recorded=recorded)  # another machine: the recorded rows
+    assert why.startswith("RECORDED on") and shown == studies["ablation"]
+    assert sweep.load("ablation", tmp_path / "cache", recorded=recorded)[1] == "trained on this machine (cache)"
 
 
 def test_class_shift_sees_a_shifted_split_and_not_a_resample():

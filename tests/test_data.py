@@ -1,4 +1,4 @@
-"""KMNIST loading, verification, splits, transforms and the two batch routes, on synthetic IDX files."""
+"""KMNIST loading, verification, splits, transforms and the DataLoaders, on synthetic IDX files."""
 import shutil
 
 import pytest
@@ -75,41 +75,52 @@ def test_one_permutation_shared_by_all_splits(fake_root):
     perm = data.RandomPermutation(784, seed=5)
     plain = data.kmnist_splits(fake_root)
     permuted = data.kmnist_splits(fake_root, permutation=perm)
-    loaders = data.device_loaders(permuted, batch_size=64)
+    loaders = data.make_loaders(permuted, batch_size=64)
     for split in ("train", "val", "test"):
         x_plain = plain.preprocess.batch(plain.images[split])
         want = x_plain.flatten(1)[:, perm.reindex].view_as(x_plain)
-        assert torch.allclose(loaders[split].x, want)
+        assert torch.allclose(loaders[split].dataset.tensors[0], want)
 
 
 @pytest.mark.parametrize("permuted", [False, True])
-def test_fast_and_standard_routes_yield_the_same_samples(fake_root, permuted):
+def test_dataloaders_and_standard_route_yield_the_same_samples(fake_root, permuted):
     perm = data.RandomPermutation(784, seed=7) if permuted else None
     std = data.standard_loaders(fake_root, batch_size=64, permutation=perm)
-    fast = data.device_loaders(data.kmnist_splits(fake_root, permutation=perm), batch_size=64)
+    fast = data.make_loaders(data.kmnist_splits(fake_root, permutation=perm), batch_size=64)
+    assert all(isinstance(loader, torch.utils.data.DataLoader) for loader in fast.values())
     for split in ("val", "test"):  # unshuffled: batch for batch
         xs, ys = zip(*std[split])
-        torch.testing.assert_close(torch.cat(xs), fast[split].x, rtol=0, atol=1e-6)
-        assert torch.equal(torch.cat(ys), fast[split].y)
+        fx, fy = zip(*fast[split])
+        torch.testing.assert_close(torch.cat(xs), torch.cat(fx), rtol=0, atol=1e-6)
+        assert torch.equal(torch.cat(ys), torch.cat(fy))
     # the shuffled training split: the same samples in the dataset's order
-    ds = std["train"].dataset
-    x0, y0 = ds[0]
-    torch.testing.assert_close(x0, fast["train"].x[0], rtol=0, atol=1e-6)
-    assert y0 == int(fast["train"].y[0]) and len(ds) == len(fast["train"].x)
+    x0, y0 = std["train"].dataset[0]
+    train_x, train_y = fast["train"].dataset.tensors
+    torch.testing.assert_close(x0, train_x[0], rtol=0, atol=1e-6)
+    assert y0 == int(train_y[0]) and len(std["train"].dataset) == len(train_x)
+    ex, ey = zip(*fast["train_eval"])  # the training split in order, for evaluating it
+    assert torch.equal(torch.cat(ex), train_x) and torch.equal(torch.cat(ey), train_y)
 
 
-def test_device_loader_shuffles_each_epoch_reproducibly():
-    x, y = torch.arange(10.0), torch.arange(10)
-    a = data.DeviceLoader(x, y, batch_size=4, shuffle=True, seed=1)
-    e1, e2 = [torch.cat([b[1] for b in a]) for _ in range(2)]
-    assert len(a) == 3 and sorted(e1.tolist()) == list(range(10)) and not torch.equal(e1, e2)
-    b = data.DeviceLoader(x, y, batch_size=4, shuffle=True, seed=1)
-    assert torch.equal(torch.cat([t[1] for t in b]), e1)
-    assert [len(t[0]) for t in data.DeviceLoader(x, y, batch_size=4)] == [4, 4, 2]
-    with pytest.raises(ValueError, match="same length"):
-        data.DeviceLoader(x, y[:3], 4)
+def test_training_dataloader_reshuffles_each_epoch_reproducibly(fake_root):
+    splits = data.load_splits("plain", fake_root, train_subset=150)
+    loaders = data.make_loaders(splits, batch_size=64, seed=1)
+    x, y = loaders["train"].dataset.tensors
+    e1, e2 = [list(loaders["train"]) for _ in range(2)]
+    assert len(loaders["train"]) == 3 and [len(b[1]) for b in e1] == [64, 64, 22]
+    order1 = torch.cat([b[1] for b in e1])
+    assert sorted(order1.tolist()) == sorted(y.tolist()) and not torch.equal(order1, torch.cat([b[1] for b in e2]))
+    # the first epoch is the seeded randperm, sliced into batches: the route training took before DataLoaders
+    perm = torch.randperm(150, generator=torch.Generator().manual_seed(1))
+    for i, (bx, by) in enumerate(e1):
+        assert torch.equal(bx, x[perm[64 * i:64 * (i + 1)]]) and torch.equal(by, y[perm[64 * i:64 * (i + 1)]])
+    again = data.make_loaders(splits, batch_size=64, seed=1)["train"]
+    for a, b in zip([*e1, *e2], [*again, *again]):  # the same seed: the same batches, epoch after epoch
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    other = torch.cat([b[1] for b in data.make_loaders(splits, batch_size=64, seed=2)["train"]])
+    assert not torch.equal(order1, other)
     with pytest.raises(ValueError, match="positive integer, got 0"):
-        data.DeviceLoader(x, y, 0)
+        data.make_loaders(splits, batch_size=0)
 
 
 def test_missing_files_without_download_give_one_clear_error(tmp_path):

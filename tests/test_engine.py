@@ -46,6 +46,8 @@ def test_build_model_seeded_and_bad_name():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     with pytest.raises(ValueError, match="model must be one of \\['cnn', 'mlp'\\], got 'resnet'"):
         build_model("resnet")
+    with pytest.raises(ValueError, match="model must be one of \\['cnn', 'mlp'\\], got 'resnet'"):
+        ex.Implementation().model_class("resnet")
 
 
 def test_optimizer_table_is_the_homeworks():
@@ -70,8 +72,11 @@ def test_tiny_end_to_end_run(fake_root, tmp_path, model, optimizer):
         assert len(h["step_loss"]) == 8 and h["epoch"] == [0, 1, 2]
         assert len(h["val_loss"]) == len(h["val_acc"]) == len(h["train_loss"]) == 3
     assert 0 <= r["final"]["test_acc"] <= 1 and r["n_params"] == count_parameters(build_model(model))
-    saved = json.loads((tmp_path / f"{ex.Config(model=model, optimizer=optimizer, **TINY).key()}.json").read_text())
+    assert 0 <= r["final"]["train_acc"] <= 1 and r["final"]["train_eval_loss"] >= 0  # the training split, evaluated
+    key = ex.Config(model=model, optimizer=optimizer, **TINY).key()
+    saved = json.loads((tmp_path / f"{key}.json").read_text())
     assert saved["config"]["optimizer"] == optimizer and saved["history"]["step_loss"] == h["step_loss"]
+    assert (tmp_path / f"{key}.pt").exists()  # the weights, beside the result
 
 
 def test_training_learns_on_synthetic_data(fake_root, tmp_path):
@@ -93,9 +98,9 @@ def test_same_seed_same_history_on_cpu(fake_root, tmp_path):
 def test_cache_hit_miss_and_force(fake_root, tmp_path, monkeypatch):
     cfg = ex.Config(model="mlp", optimizer="sgd", **TINY)
     first = ex.run_experiment(cfg, data_dir=fake_root, results=tmp_path, progress=False)
-    calls = []
-    real_train = ex.train
-    monkeypatch.setattr(ex, "train", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    calls = []  # a spy on the saving of a trained result (patching a hashed function would change the key)
+    real_save = ex.save_result
+    monkeypatch.setattr(ex, "save_result", lambda *a, **k: calls.append(1) or real_save(*a, **k))
     assert ex.run_experiment(cfg, data_dir=fake_root, results=tmp_path, progress=False) == first  # hit
     assert calls == []
     ex.run_experiment(ex.Config(model="mlp", optimizer="sgd", **{**TINY, "seed": 5}), data_dir=fake_root,
@@ -109,7 +114,7 @@ def test_cache_hit_miss_and_force(fake_root, tmp_path, monkeypatch):
 def test_interrupted_run_leaves_nothing(fake_root, tmp_path, monkeypatch):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(ex, "train", interrupted)
+    monkeypatch.setattr(ex, "_train_config", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ex.run_experiment(ex.Config(model="mlp", **TINY), data_dir=fake_root, results=tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -127,11 +132,11 @@ def test_half_written_file_is_never_a_result(tmp_path, monkeypatch):
 
 def test_divergence_stops_the_run_and_keeps_history(fake_root):
     splits = ex.data.load_splits("plain", fake_root, train_subset=512)
-    loaders = ex.data.device_loaders(splits, 64)
+    loaders = ex.data.make_loaders(splits, 64)
     model = build_model("mlp", seed=0)
     opt = torch.optim.SGD(model.parameters(), lr=1e6)  # certain to blow up
-    h = train(model, loaders, opt, epochs=3, progress=False, log_every=2)
-    assert h["diverged"] and h["diverged_step"] == len(h["step_loss"]) < 3 * 8
+    h = train(model, loaders, opt, epochs=3, progress=False)
+    assert h["diverged"] and h["diverged_step"] == len(h["step_loss"]) < 8 and h["epoch"] == [0]
     assert all(v == v and abs(v) != float("inf") for v in h["step_loss"])
     fig = plots.plot_learning_curves([{"label": "SGD lr=1e6", "config": {"model": "mlp", "dataset": "plain"},
                                        "history": h}], title="diverged")
@@ -143,8 +148,15 @@ def test_plots_and_table_from_results(fake_root, tmp_path):
     assert [r["config"]["optimizer"] for r in rs] == list(OPTIMIZERS)
     fig = plots.plot_learning_curves(rs, "mlp")
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].get_legend().get_texts()) == 8
+    assert fig.axes[1].get_yscale() == "log"  # validation error: chance level and 1% on one axis
+    assert all(float(t).is_integer() for t in fig.axes[1].get_xticks())  # whole epochs
     table = plots.summary_table(rs)
-    assert table.count("\n") == 5 and "89610" in table
+    assert table.count("\n") == 6
+    s = plots.run_stats(rs[1])
+    accs = rs[1]["history"]["val_acc"][1:]
+    assert s["last5"] == pytest.approx(sum(accs[-5:]) / len(accs[-5:])) and s["best"] == max(accs)
+    assert f"{100 * rs[1]['final']['train_acc']:.2f}" in table.splitlines()[3]
+    plots.plot_permuted(rs[:2], rs[2:])
     splits = ex.data.load_splits("permuted", fake_root)
     plots.show_samples(ex.data.load_splits("plain", fake_root), per_class=3, permuted=splits)
     with pytest.raises(ValueError, match="experiment group must be one of"):

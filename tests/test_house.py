@@ -52,6 +52,10 @@ def test_cli_help_lists_every_experiment_and_command():
     assert all(g in groups for g in experiments.GROUPS)
     sweep = run("sweep", "--help")
     assert sweep.returncode == 0 and all(o in sweep.stdout for o in ("--data", "--results", "--force", "--record"))
+    from hw3.sweep import STUDIES
+    assert all(s in sweep.stdout for s in STUDIES) and all(s in top.stdout for s in STUDIES)
+    bad = run("sweep", "seeds")
+    assert bad.returncode == 2 and "expected one of controls, cnn-seeds, ablation, explorations, got 'seeds'" in bad.stderr
     assert "--out" in run("export", "--help").stdout
 
 
@@ -81,9 +85,11 @@ def test_paired_comparison_counts_the_discordant_images():
     assert r["p_value"] == pytest.approx(2 * sum(comb(25, k) for k in range(6)) / 2 ** 25)
     assert r["se_diff"] == pytest.approx(((25 / 1000 - 0.015 ** 2) / 1000) ** 0.5)
     assert "p = " in stats.paired_text(r, "A", "B")
+    lopsided = stats.paired_comparison(torch.zeros(3000, dtype=torch.long), torch.zeros(3000, dtype=torch.long),
+                                       torch.ones(3000, dtype=torch.long))
+    assert lopsided["p_value"] == 0.0 and "p < 1e-300" in stats.paired_text(lopsided, "A", "B")  # never "p = 0"
     with pytest.raises(ValueError, match="one length"):
         stats.paired_comparison(y, a[:5], b)
-    assert stats.binomial_se(0.99, 10_000) == pytest.approx(0.000995, rel=1e-3)
 
 
 def test_export_refuses_an_unwritable_out_and_warns_about_a_notebook_without_outputs(tmp_path):
@@ -131,18 +137,26 @@ def test_setup_cell_goes_on_without_a_cosmetic_and_stops_without_a_requirement(h
         assert (p.stdout.count("\n") == 2) and "device:" in p.stdout  # the note, then the environment line
 
 
-def test_collapse_report_looks_inside_the_mlp(fake_root):
-    cfg = experiments.Config(model="mlp", optimizer="adam_lr1", epochs=1, train_subset=512)
-    r = experiments.collapse_report(cfg, data_dir=fake_root, device="cpu")
-    assert len(r["dead_fraction"]) == 2 and all(0 <= d <= 1 for d in r["dead_fraction"])
+@pytest.mark.parametrize("model, layers", [("mlp", [100, 100]), ("cnn", [16, 32, 64])])
+def test_collapse_report_looks_inside_the_trained_network_without_training_it_again(fake_root, tmp_path, monkeypatch,
+                                                                                    model, layers):
+    cfg = experiments.Config(model=model, optimizer="adam_lr1", epochs=1, train_subset=512)
+    run = experiments.run_experiment(cfg, data_dir=fake_root, results=tmp_path, device="cpu", progress=False)
+    monkeypatch.setattr(experiments, "save_result", lambda *a, **k: pytest.fail("the saved weights should be used"))
+    r = experiments.collapse_report(cfg, data_dir=fake_root, results=tmp_path, device="cpu")
+    assert r["hidden_units"] == layers and all(0 <= d <= 1 for d in r["dead_fraction"])
     assert sum(r["predicted_classes"]) == 10_000 and abs(sum(r["mean_probs"]) - 1) < 1e-4
-    assert 0 < r["identical_output_share"] <= 1 and r["max_step_loss"] > 2
-    # the report trains the run again: its validation loss is the run's own (same seed, same batches)
-    hist_run = experiments._train_config(cfg, fake_root, torch.device("cpu"), False)[2]
-    assert r["val_loss"] == pytest.approx(hist_run["val_loss"][-1], rel=1e-5)
-    assert "dead ReLUs" in plots.collapse_text(r)
-    with pytest.raises(ValueError, match="MLP"):
-        experiments.collapse_report(experiments.Config(model="cnn"), data_dir=fake_root)
+    assert 0 < r["identical_output_share"] <= 1 and r["max_step_loss"] == max(run["history"]["step_loss"])
+    assert r["val_loss"] == pytest.approx(run["final"]["val_loss"], rel=1e-4)  # the run's own network
+    assert "dead units" in plots.collapse_text(r)
+
+
+def test_missing_weights_are_trained_again(fake_root, tmp_path):
+    cfg = experiments.Config(model="mlp", optimizer="sgd", epochs=1, train_subset=256)
+    experiments.run_experiment(cfg, data_dir=fake_root, results=tmp_path, device="cpu", progress=False)
+    (tmp_path / f"{cfg.key()}.pt").write_bytes(b"not a checkpoint")
+    model = experiments.trained_model(cfg, data_dir=fake_root, results=tmp_path, device="cpu")
+    assert isinstance(model, hw3.MLP) and (tmp_path / f"{cfg.key()}.pt").stat().st_size > 1000
 
 
 def test_compare_runs_and_error_summary():
