@@ -124,15 +124,15 @@ def run_experiment(config: Config, data_dir=None, force: bool = False, results: 
 
 
 def trained_model(config: Config, data_dir=None, results=None, device=None, code: Implementation = PACKAGE_CODE,
-                  progress: bool = False) -> nn.Module:
-    """The trained model of a configuration, from its saved weights (trained first if they are missing)."""
+                  progress: bool = False) -> tuple[nn.Module, dict]:
+    """The trained model of a configuration, from its saved weights (trained first if they are missing), and its result."""
     device = pick_device(str(device) if device else None)
     path = results_dir(results) / f"{config.key(code)}.json"
     for force in (False, True):  # a result without weights (or with broken ones) is trained again
-        run_experiment(config, data_dir, force=force, results=results, device=device, progress=progress, code=code)
+        result = run_experiment(config, data_dir, force=force, results=results, device=device, progress=progress, code=code)
         models_ = load_weights(path, lambda: code.model_class(config.model)(), device, count=1)
         if models_ is not None:
-            return models_[0]
+            return models_[0], result
     raise RuntimeError(f"the weights of {path.name} could not be saved and loaded back")
 
 
@@ -143,7 +143,7 @@ def collapse_report(config: Config, data_dir=None, results=None, device=None, co
     every validation image (and, for a channel, at every position). The outputs are constant when they do
     not depend on the image."""
     device = pick_device(str(device) if device else None)
-    model = trained_model(config, data_dir, results, device, code)
+    model, result = trained_model(config, data_dir, results, device, code)
     perm = code.RandomPermutation(28 * 28, seed=data.PERMUTATION_SEED) if config.dataset == "permuted" else None
     loaders = code.make_loaders(load_splits(config.dataset, data_dir, config.train_subset, perm), config.batch_size, device)
     relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
@@ -169,7 +169,7 @@ def collapse_report(config: Config, data_dir=None, results=None, device=None, co
     logits, labels = torch.cat(logits), torch.cat(labels)
     probs = logits.softmax(1)
     mean_p = probs.mean(0)
-    history = load_result(results_dir(results) / f"{config.key(code)}.json")["history"]
+    history = result["history"]
     return {"label": f"{config.model.upper()} {config.label}", "epochs": config.epochs,
             "dead_fraction": [float(1 - a.float().mean()) for a in active],
             "hidden_units": [int(a.numel()) for a in active],

@@ -155,8 +155,8 @@ def test_missing_weights_are_trained_again(fake_root, tmp_path):
     cfg = experiments.Config(model="mlp", optimizer="sgd", epochs=1, train_subset=256)
     experiments.run_experiment(cfg, data_dir=fake_root, results=tmp_path, device="cpu", progress=False)
     (tmp_path / f"{cfg.key()}.pt").write_bytes(b"not a checkpoint")
-    model = experiments.trained_model(cfg, data_dir=fake_root, results=tmp_path, device="cpu")
-    assert isinstance(model, hw3.MLP) and (tmp_path / f"{cfg.key()}.pt").stat().st_size > 1000
+    model, result = experiments.trained_model(cfg, data_dir=fake_root, results=tmp_path, device="cpu")
+    assert isinstance(model, hw3.MLP) and result["config"]["optimizer"] == "sgd" and (tmp_path / f"{cfg.key()}.pt").stat().st_size > 1000
 
 
 def test_compare_runs_and_error_summary():
