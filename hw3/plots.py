@@ -153,15 +153,14 @@ def _pct(v) -> str:
 def run_stats(r: dict) -> dict:
     """What the answers compare, from one result: final, best and mean-of-the-last-5-epochs validation accuracy,
     the epoch of the lowest validation loss and how far the final loss lies above it, accuracy after epoch 1."""
-    h, f = r["history"], r["final"]
+    h, f = r["history"], r["final"]  # the fields every history has, the bonus's included
     accs = [a for a in h["val_acc"][1:] if a is not None]
     losses = [(v, e) for v, e in zip(h["val_loss"], h["epoch"]) if v is not None and e > 0]
     best_loss, best_ep = min(losses) if losses else (None, None)
     return {"epoch1": accs[0] if accs else None, "best": max(accs) if accs else None,
             "last5": sum(accs[-5:]) / len(accs[-5:]) if accs else None, "final": f["val_acc"],
             "min_loss": best_loss, "min_loss_epoch": best_ep,
-            "loss_rise": (f["val_loss"] / best_loss - 1) if best_loss and f["val_loss"] is not None else None,
-            "max_step_loss": max((v for v in h["step_loss"] if v is not None), default=None)}
+            "loss_rise": (f["val_loss"] / best_loss - 1) if best_loss and f["val_loss"] is not None else None}
 
 
 def summary_table(results: list[dict], labels: list[str] | None = None) -> str:

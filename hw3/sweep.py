@@ -15,7 +15,7 @@ import json
 import statistics
 from pathlib import Path
 
-from . import bonus, stats
+from . import bonus, plots, stats
 from .cache import load_result, results_dir, write_json_atomic
 from .device import cpu_name
 from .experiments import Config, run_experiment
@@ -61,9 +61,8 @@ def run_sweep(studies=STUDIES, data_dir=None, results=None, force: bool = False,
 
 def _row(name: str, seed: int, r: dict) -> dict:
     f, h = r["final"], r["history"]
-    accs = [a for a in h["val_acc"][1:] if a is not None]
     row = {"name": name, "seed": seed, "val_acc": f["val_acc"], "val_loss": f["val_loss"], "train_acc": f.get("train_acc"),
-           "last5_val_acc": statistics.mean(accs[-5:]) if accs else None, "test_acc": f.get("test_acc"),
+           "last5_val_acc": plots.run_stats(r)["last5"], "test_acc": f.get("test_acc"),
            "wall_time_s": r["wall_time_s"], "device": r["device"]}
     if "val_acc_tta" in f:
         row.update(val_acc_tta=f["val_acc_tta"], members=r["members"], ema_decay=h.get("ema_decay_reached"))

@@ -47,27 +47,29 @@ def _definitions_by_question(nb) -> dict[str, dict[str, ast.AST]]:
     return out
 
 
-def _package_node(module: str, name: str) -> ast.AST:
-    tree = ast.parse((ROOT / "hw3" / f"{module}.py").read_text())
-    return next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name)
+def _package_definitions() -> dict[str, tuple[str, ast.AST]]:
+    """{name: (module, node)} for every top-level def/class of the modules the notebook copies from."""
+    return {n.name: (module, n) for module in ("backprop", "data", "models", "train")
+            for n in ast.parse((ROOT / "hw3" / f"{module}.py").read_text()).body
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
 
 
 def test_each_graded_implementation_is_defined_at_its_question_as_in_the_package():
     defined = _definitions_by_question(nbformat.read(ROOT / "homework3.ipynb", as_version=4))
+    package = _package_definitions()
     expected = {q: [(mod, n) for n in names] for q, (mod, names) in DEFINED_AT.items()}
     expected["2.2"] += [(DEFINED_AT_2_2_TRAIN[0], n) for n in DEFINED_AT_2_2_TRAIN[1]]
     for question, wanted in expected.items():
         for module, name in wanted:
             assert name in defined.get(question, {}), f"{name} is not defined in a code cell of question {question}"
-            assert ast.dump(defined[question][name]) == ast.dump(_package_node(module, name)), \
+            assert package[name][0] == module and ast.dump(defined[question][name]) == ast.dump(package[name][1]), \
                 f"the notebook's {name} (question {question}) differs from hw3/{module}.py: copy it over"
     # nothing else is defined in the notebook under a package name with other code
     for question, nodes in defined.items():
         for name, node in nodes.items():
-            homes = [m for m in ("backprop", "data", "models", "train") if f"def {name}(" in (ROOT / "hw3" / f"{m}.py").read_text()
-                     or f"class {name}(" in (ROOT / "hw3" / f"{m}.py").read_text() or f"class {name}:" in (ROOT / "hw3" / f"{m}.py").read_text()]
-            for m in homes:
-                assert ast.dump(node) == ast.dump(_package_node(m, name)), f"{name} ({question}) differs from hw3/{m}.py"
+            if name in package:
+                module, twin = package[name]
+                assert ast.dump(node) == ast.dump(twin), f"{name} ({question}) differs from hw3/{module}.py"
 
 
 def test_committed_outputs_show_no_absolute_path_and_no_frozen_progress_bar():
