@@ -1,14 +1,12 @@
-"""The results cache: one JSON file per finished run, named by a digest of its configuration, its data and its code.
+"""The results cache: `cached(fn, **config)` runs fn(**config) once and keeps its result (JSON) and weights (.pt).
 
-What is hashed (`config_digest`): the run's configuration, the md5s of the four KMNIST files, and the
-`code_digest` of every function and class that determines the result (each caller lists them: the model
-classes, the training loop, the data preparation, the bonus recipe, and whatever the notebook passes in
-instead of the package's own). A function counts by its source text, parsed and printed again by the
-`ast` module: an edit of the code, docstrings included, gives a new key and so a new training run; a
-change of comments or formatting alone does not. A class counts by the source of each function defined
-in its body and the value of its other attributes, so a class defined in a notebook cell hashes like the
-same class in a module (`inspect.getsource` of a class fails in a notebook before Python 3.13). Code
-whose source cannot be found (a builtin, a function made by exec) counts by its qualified name.
+A result's file is named by a digest of its configuration, the md5s of the four KMNIST files, and the
+code that computes it: `fn` and every function, class and constant of the notebook or of `hw3` that
+it reaches by name, transitively (`closure_digest`). So an edit of the model, the loop, the data
+preparation or the driver gives a new key and a new training run, whether the code is defined in a
+notebook cell or in the package (identical definitions hash identically); a change of comments or
+formatting does not. Plumbing that cannot change a result (this module, plots, progress bars, device
+names) is not hashed, nor are the arguments `device` and `progress`: a CPU result is reused on a GPU.
 
 Writes are atomic (a temporary file, then a rename), so an interrupted run leaves nothing behind and
 a reader never sees half a result. JSON has no NaN or infinity: they are stored as null.
@@ -17,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import dis
 import hashlib
 import inspect
 import json
@@ -26,6 +25,8 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
+
+import torch
 
 from . import data
 
@@ -54,21 +55,123 @@ def _source(obj) -> str:
         try:
             text = inspect.getsource(obj)
         except (OSError, TypeError):
-            return f"<no source: {obj.__module__}.{obj.__qualname__}>"
+            return f"<no source: {obj.__qualname__}>"  # e.g. made by dataclasses: the same in a notebook
         return ast.unparse(ast.parse(textwrap.dedent(text)))
     return repr(obj)
 
 
-def code_digest(*objects) -> str:
-    """sha1 of the normalised source of functions and classes (and the repr of plain values), in order."""
-    return hashlib.sha1("\0".join(_source(o) for o in objects).encode()).hexdigest()
+PLUMBING = ("hw3.cache", "hw3.plots", "hw3.progress", "hw3.device", "hw3.export", "hw3.cli")  # never hashed
+RUNTIME = ("device", "progress")  # arguments that cannot change a result: not part of its key
+_CONSTANTS = (int, float, str, bool, tuple, list, dict, frozenset, type(None))
 
 
-def config_digest(config, code: str = "") -> str:
-    """sha1 of a config (a dataclass or its dict of fields), the md5s of the data files and a code_digest."""
-    fields = config if isinstance(config, dict) else dataclasses.asdict(config)
-    payload = json.dumps([fields, data.RAW_MD5, code], sort_keys=True)
-    return hashlib.sha1(payload.encode()).hexdigest()
+def _project_code(obj) -> bool:
+    """A function or class of the notebook (__main__) or of hw3, plumbing excepted."""
+    module = getattr(obj, "__module__", None) or ""
+    return ((inspect.isfunction(obj) or inspect.isclass(obj)) and (module == "__main__" or module.split(".")[0] == "hw3")
+            and not module.startswith(PLUMBING))
+
+
+def _global_names(code) -> set[str]:
+    """Every global name a code object (and the functions and classes nested in it) loads; not attribute names."""
+    names = {i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _global_names(const)
+    return names
+
+
+def _functions_of(obj) -> list:
+    """A function itself, or the functions defined in a class's body (methods, static/class methods, properties)."""
+    if inspect.isfunction(obj):
+        return [obj]
+    out = []
+    for value in vars(obj).values():
+        value = getattr(value, "__func__", value)
+        if isinstance(value, property):
+            out += [f for f in (value.fget, value.fset, value.fdel) if f is not None]
+        elif inspect.isfunction(value):
+            out.append(value)
+    return out
+
+
+def closure_digest(*roots) -> str:
+    """sha1 of the source of `roots` and of every project function, class and constant they reach by global name."""
+    parts: dict[str, str] = {}
+    todo, seen = list(roots), set()
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        parts[f"{obj.__qualname__}"] = _source(obj)
+        if inspect.isclass(obj):
+            todo += [b for b in obj.__bases__ if _project_code(b)]
+        for f in _functions_of(obj):
+            if getattr(f.__code__, "co_filename", "") == "<string>":  # made by exec (a dataclass's __init__)
+                continue
+            for name in sorted(_global_names(f.__code__)):
+                if name not in f.__globals__:  # a builtin
+                    continue
+                value = f.__globals__[name]
+                if _project_code(value):
+                    todo.append(value)
+                elif isinstance(value, _CONSTANTS) and not name.startswith("_"):  # _private: state, not settings
+                    parts[f"{name}="] = repr(value)
+    return hashlib.sha1("\0".join(f"{k}\0{v}" for k, v in sorted(parts.items())).encode()).hexdigest()
+
+
+def _config_json(config: dict) -> str:
+    """The configuration as canonical JSON: a class by its name, a dataclass by its fields."""
+    def plain(v):
+        if inspect.isclass(v):
+            return f"class {v.__qualname__}"
+        if dataclasses.is_dataclass(v):
+            return {"__dataclass__": type(v).__qualname__, **dataclasses.asdict(v)}
+        raise TypeError(f"a cached configuration holds JSON values, classes and dataclasses, got {type(v).__name__}")
+    return json.dumps(config, sort_keys=True, default=plain)
+
+
+def result_path(fn: Callable, config: dict, results: str | os.PathLike | None = None) -> Path:
+    """Where the result of fn(**config) is kept: <results>/<fn name>-<readable values>-<digest>.json."""
+    config = {k: v for k, v in config.items() if k not in RUNTIME}
+    digest = hashlib.sha1(json.dumps([_config_json(config), data.RAW_MD5,
+                                      closure_digest(fn, *[v for v in config.values() if inspect.isclass(v)])]
+                                     ).encode()).hexdigest()
+    readable = "-".join(v.__name__ if inspect.isclass(v) else str(v) for _, v in sorted(config.items())
+                        if isinstance(v, (str, int)) or inspect.isclass(v))
+    readable = "".join(c if c.isalnum() or c in "._=" else "-" for c in readable)[:60]
+    return results_dir(results) / f"{fn.__name__}-{readable}-{digest[:12]}.json"
+
+
+COUNTS: dict[str, set] = {"loaded": set(), "trained": set()}  # the results `cached` loaded or computed in this process
+
+
+def cached(fn: Callable, *, results: str | os.PathLike | None = None, force: bool = False, **config) -> dict:
+    """fn(**config)'s result: loaded when this configuration already ran with the same code and data, else
+    computed now and kept (fn returns the result and the list of trained models, whose weights are saved too)."""
+    path = result_path(fn, config, results)
+    if not force and (hit := load_result(path)) is not None:
+        COUNTS["loaded"].add(path.name)
+        return hit
+    COUNTS["trained"].add(path.name)
+    result, models = fn(**config)
+    result = finite_or_none(result)
+    save_weights(models, path)  # weights first: a result on disk always has its weights beside it
+    save_result(result, path)
+    return result
+
+
+def cached_models(fn: Callable, build: Callable, *, results: str | os.PathLike | None = None,
+                  device: str | torch.device = "cpu", **config) -> list:
+    """The trained models of fn(**config) (built by `build()`, weights loaded), trained first if they are missing."""
+    path = result_path(fn, config, results)
+    for force in (False, True):  # a result without weights (or with broken ones) is computed again
+        result = cached(fn, results=results, force=force, device=device, progress=False, **config)
+        models = load_weights(path, build, device)
+        if models is not None and result is not None:
+            return models
+    raise RuntimeError(f"the weights of {path.name} could not be saved and loaded back")
 
 
 def results_dir(path: str | os.PathLike | None = None) -> Path:
@@ -126,18 +229,15 @@ def finite_or_none(obj):
 
 def save_weights(models: list, path: Path) -> None:
     """The models' weights beside a result (<key>.pt, on the CPU), written atomically like the JSON."""
-    import torch
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.pt.tmp")
     torch.save([{k: v.cpu() for k, v in m.state_dict().items()} for m in models], tmp)
     os.replace(tmp, path.with_suffix(".pt"))
 
 
-def load_weights(path: Path, build: Callable, device, count: int) -> list | None:
-    """`count` models made by `build()` with the weights saved beside a result, or None when missing or not fitting."""
+def load_weights(path: Path, build: Callable, device) -> list | None:
+    """The models made by `build()` with the weights saved beside a result, or None when missing or not fitting."""
     import pickle
-
-    import torch
 
     from .models import prepare_model
     try:
@@ -149,4 +249,4 @@ def load_weights(path: Path, build: Callable, device, count: int) -> list | None
             models.append(prepare_model(model, device).eval())
     except (OSError, RuntimeError, ValueError, TypeError, KeyError, pickle.UnpicklingError):
         return None
-    return models if len(models) == count else None
+    return models or None

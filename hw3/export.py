@@ -1,17 +1,24 @@
-"""`python -m hw3 export`: homework3.ipynb as one self-contained notebook that carries the hw3 package.
+"""`python -m hw3 export`: homework3.ipynb as one self-contained notebook that carries the hw3 package, executed.
 
-The export is the committed notebook, outputs included, with one section added after its title: a
-collapsed cell per file of the package that writes it (its text in a raw string; Colab's form view and
-JupyterLab show only a title) and a cell that puts them on the import path. Cell ids are fixed, so two
-exports of the same commit are identical. The files go to a folder named after a hash of their contents, so running the
-export anywhere, the project folder included, never overwrites a different `hw3/`.
+The export is the notebook with one section added after its title: a collapsed cell per file of the
+package that writes it (its text in a raw string; Colab's form view and JupyterLab show only a title)
+and a cell that puts it on the import path. The files go to a folder named after a hash of their
+contents, so running the export anywhere never overwrites a different `hw3/`. The result is then
+executed top to bottom with nbclient, in an empty folder, with the project's results cache (a run
+whose code and data are unchanged is loaded, not retrained), and written only if no cell failed: the
+file handed in carries the outputs of its own execution, execution counts 1 to N.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
+import os
+import re
+import tempfile
 from pathlib import Path
 
-from .cache import write_atomic
+from .cache import results_dir, write_atomic
+from .data import resolve_data_dir
 
 PACKAGE = Path(__file__).resolve().parent
 NOTEBOOK = PACKAGE.parent / "homework3.ipynb"
@@ -19,13 +26,35 @@ TAG = "hw3-package"  # metadata tag of the added cells
 
 
 class ExportError(RuntimeError):
-    """The notebook cannot be exported (unreadable input, unwritable output)."""
+    """The notebook cannot be exported (unreadable input, unwritable output, a failing cell)."""
 
 
-def package_files() -> dict[str, str]:
-    """The package's source and recorded results: {path relative to the package's parent: text}."""
-    paths = sorted(PACKAGE.glob("*.py")) + sorted(PACKAGE.glob("recorded/*.json"))
-    return {p.relative_to(PACKAGE.parent).as_posix(): p.read_text(encoding="utf-8") for p in paths}
+def _imports_of(path: Path) -> set[str]:
+    """The hw3 modules a module of the package imports (at the top or inside a function)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+    return found
+
+
+def package_files(notebook: Path | None = None) -> dict[str, str]:
+    """The files of the package that the notebook imports, transitively: {path relative to the package's parent: text}."""
+    import nbformat
+    nb = nbformat.read(Path(notebook or NOTEBOOK), as_version=4)
+    todo = {"__init__"}
+    for c in nb.cells:
+        if c.cell_type == "code":
+            todo |= set(re.findall(r"^\s*from hw3(?:\.(\w+))? import", c.source, re.M)) - {""}
+            todo |= {m for line in re.findall(r"^\s*from hw3 import (.+)$", c.source, re.M)
+                     for m in re.findall(r"\w+", line.split("#")[0])}
+    needed: set[str] = set()
+    while todo:
+        module = todo.pop()
+        if module not in needed and (PACKAGE / f"{module}.py").exists():
+            needed.add(module)
+            todo |= _imports_of(PACKAGE / f"{module}.py")
+    return {f"hw3/{m}.py": (PACKAGE / f"{m}.py").read_text(encoding="utf-8") for m in sorted(needed)}
 
 
 def bundle_cells(files: dict[str, str]) -> list:
@@ -33,26 +62,22 @@ def bundle_cells(files: dict[str, str]) -> list:
     import nbformat
     digest = hashlib.sha1("".join(f"{k}\0{v}\0" for k, v in files.items()).encode()).hexdigest()[:10]
     folder = f"hw3_bundle_{digest}"
-    dirs = sorted({str(Path(folder, name).parent.as_posix()) for name in files})
     intro = nbformat.v4.new_markdown_cell(
-        "## Setup: the `hw3` package, carried inside this notebook (run these cells first)\n\n"
-        "This file is self-contained: the next, collapsed cells write the package that the answers below call "
-        f"(`hw3/`, {len(files)} files) into the folder `{folder}/` next to the notebook and put it on the import "
-        "path; its name is a hash of the code, so nothing else is ever overwritten. The graded code is defined "
-        "in code cells at each question (identical to the package's, a test checks it). Data go to `./data` (KMNIST is downloaded on first use) and cached "
-        "results to `./results`, unless `HW3_DATA_DIR` / `HW3_RESULTS_DIR` say otherwise.")
+        "## Setup: the `hw3` helpers (run these cells first)\n\n"
+        f"The collapsed cells below write the package `hw3/` ({len(files)} files) into `{folder}/` and put it "
+        "on the import path: the plumbing the notebook imports (KMNIST download and md5 check, results cache, "
+        "plots, tables, progress bars). Every graded implementation is defined in a code cell at its question.")
     setup = nbformat.v4.new_code_cell(
-        "#@title Write the package next to this notebook (runs first)\n"
+        "#@title Put the package next to this notebook on the import path (runs first)\n"
         "import os, sys\n"
         f"HW3_BUNDLE = os.path.abspath({folder!r})\n"
-        f"for d in {dirs!r}:\n"
-        "    os.makedirs(d, exist_ok=True)\n"
+        "os.makedirs(os.path.join(HW3_BUNDLE, 'hw3'), exist_ok=True)\n"
         "sys.path.insert(0, HW3_BUNDLE)  # this notebook's own hw3 comes first\n"
-        "os.environ.setdefault('HW3_DATA_DIR', os.path.abspath('data'))\n"
-        "os.environ.setdefault('HW3_RESULTS_DIR', os.path.abspath('results'))")
-    cells = [intro, setup] + [nbformat.v4.new_code_cell(_writer_source(folder, name, text)) for name, text in files.items()]
+        "_ = os.environ.setdefault('HW3_DATA_DIR', os.path.abspath('data'))\n"
+        "_ = os.environ.setdefault('HW3_RESULTS_DIR', os.path.abspath('results'))")
+    cells = [intro, setup] + [nbformat.v4.new_code_cell(_writer_source(name, text)) for name, text in files.items()]
     for i, c in enumerate(cells):
-        c.id = f"{TAG}-{i}"  # fixed ids: two exports of the same commit are identical
+        c.id = f"{TAG}-{i}"  # fixed ids: two exports of the same commit have the same cells
         c.metadata["tags"] = [TAG]
         if c.cell_type == "code":  # collapsed: Colab's form view, JupyterLab's hidden source
             c.metadata["cellView"] = "form"
@@ -60,38 +85,71 @@ def bundle_cells(files: dict[str, str]) -> list:
     return cells
 
 
-def _writer_source(folder: str, name: str, text: str) -> str:
+def _writer_source(name: str, text: str) -> str:
     """A code cell that writes one file of the package, its text readable in a raw string literal."""
     for quote in ("\'\'\'", '\"\"\"'):
         if quote not in text and not text.endswith("\\"):
             return (f"#@title {name} (click to show the code)\n"
-                    f"_path = os.path.join(HW3_BUNDLE, {name!r})\n"
-                    f"with open(_path, 'w', encoding='utf-8') as _f:\n"
+                    f"with open(os.path.join(HW3_BUNDLE, {name!r}), 'w', encoding='utf-8') as _f:\n"
                     f"    _f.write(r{quote}{text}{quote})")
     raise ExportError(f"{name} holds both kinds of triple quotes: it cannot be carried as a raw string")
 
 
-def export_notebook(out: Path, notebook: Path | None = None) -> tuple[Path, list[str]]:
-    """Write the self-contained notebook to `out` (atomically); returns its path and any warnings."""
+def build(notebook: Path | None = None):
+    """The self-contained notebook (not executed): the project's notebook, without outputs, plus the package."""
     import nbformat
     notebook = Path(notebook or NOTEBOOK)
     try:
         nb = nbformat.read(notebook, as_version=4)
     except (OSError, ValueError) as e:  # missing, unreadable or not a notebook (nbformat raises ValueError subclasses)
         raise ExportError(f"cannot read the notebook {notebook}: {e}") from e
-    warnings = []
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    if not any(c.get("outputs") for c in code):
-        warnings.append(f"{notebook} has no executed outputs, so the export carries none; execute it first "
-                        "(README: 'Execute the whole notebook')")
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
     first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
-    nb.cells[first_code:first_code] = bundle_cells(package_files())
+    nb.cells[first_code:first_code] = bundle_cells(package_files(notebook))
     nb.metadata.pop("jupytext", None)  # the export is not paired with a text file
+    return nb
+
+
+def run_all(nb, timeout: int = 3600) -> None:
+    """Run every cell in order in a fresh kernel, in an empty folder, with this project's data and results cache."""
+    import nbclient
+    env = {"HW3_DATA_DIR": str(resolve_data_dir()), "HW3_RESULTS_DIR": str(results_dir().resolve())}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hw3-export-") as folder:
+            client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                                             resources={"metadata": {"path": folder}})
+            client.execute()
+    except nbclient.exceptions.CellExecutionError as e:
+        raise ExportError(f"a cell failed, nothing written:\n{str(e)[-3000:]}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def export_notebook(out: Path, notebook: Path | None = None, execute: bool = True, timeout: int = 3600) -> Path:
+    """Write the self-contained notebook to `out`, executed unless `execute` is False; atomically."""
+    import nbformat
     out = Path(out)
     if out.is_dir():
         raise ExportError(f"--out must be a file path, got the folder {out}")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot write {out}: {e.strerror or e}") from e
+    if not os.access(out.parent, os.W_OK):
+        raise ExportError(f"cannot write {out}: its folder is not writable")
+    nb = build(notebook)
+    if execute:
+        run_all(nb, timeout)
+    try:
         write_atomic(out, lambda f: nbformat.write(nb, f))  # nothing half-written
     except OSError as e:
         raise ExportError(f"cannot write {out}: {e.strerror or e}") from e
-    return out, warnings
+    return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 from matplotlib.ticker import LogLocator
 import numpy as np
 import torch
@@ -34,33 +35,55 @@ def _pick_per_class(labels: torch.Tensor, per_class: int, seed: int) -> torch.Te
 
 def show_samples(splits: KMNISTSplits, split: str = "train", per_class: int = 8, seed: int = 0,
                  permuted: KMNISTSplits | None = None) -> plt.Figure:
-    """A grid of `per_class` samples per class, labelled; with `permuted`, the same samples permuted beside them."""
+    """`per_class` samples per class as the model sees them; with `permuted`, the same samples permuted beside them."""
     picks = _pick_per_class(splits.labels[split], per_class, seed)
-    panels = [("as loaded", splits)] + ([("after RandomPermutation", permuted)] if permuted is not None else [])
-    fig, axes = plt.subplots(len(CLASSES), per_class * len(panels), figsize=(1.0 * per_class * len(panels) + 1.2, 10.5),
-                             squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.05})
+    panels = [("after ToTensor + Normalize\n(what the model sees)", splits)]
+    if permuted is not None:
+        panels.append(("after ToTensor + Normalize + RandomPermutation\n"
+                       "(what the model sees: same images, pixels permuted)", permuted))
+    gap = 0.35  # an empty column between the panels, in image widths
+    ratios = ([1.0] * per_class + [gap]) * len(panels)
+    fig, grid = plt.subplots(len(CLASSES), len(ratios) - 1, figsize=(sum(ratios) + 2.4, 11.2), squeeze=False,
+                             gridspec_kw={"wspace": 0.05, "hspace": 0.05, "left": 0.09, "right": 0.88,
+                                          "top": 0.9, "bottom": 0.02, "width_ratios": ratios[:-1]})
+    for ax in grid[:, per_class::per_class + 1].flat:
+        ax.set_visible(False)
+    axes = np.delete(grid, np.s_[per_class::per_class + 1], axis=1)
+    p0 = splits.preprocess  # one grey scale for every image: the normalised values of pixel 0 (white) and 255 (black)
+    vmin, vmax = (0 - p0.mean) / p0.std, (1 - p0.mean) / p0.std
     for p, (title, s) in enumerate(panels):
-        # what the model sees (normalised, maybe permuted), shown in grey levels
         imgs = s.preprocess.batch(s.images[split][picks.flatten()]).view(len(CLASSES), per_class, 28, 28)
         for c in range(len(CLASSES)):
             for j in range(per_class):
                 ax = axes[c, p * per_class + j]
-                ax.imshow(imgs[c, j].numpy(), cmap="gray_r")
+                im = ax.imshow(imgs[c, j].numpy(), cmap="gray_r", vmin=vmin, vmax=vmax)
                 ax.set_xticks([]), ax.set_yticks([])
                 if j == 0 and p == 0:
                     ax.set_ylabel(class_name(c), rotation=0, ha="right", va="center", fontsize=12)
-        axes[0, p * per_class + per_class // 2].set_title(title, fontsize=12)
-    fig.suptitle(f"KMNIST {split} split: {per_class} samples per class", y=0.92)
+        # the panel title centred over its columns, in figure coordinates
+        left, right = axes[0, p * per_class].get_position().x0, axes[0, (p + 1) * per_class - 1].get_position().x1
+        fig.text((left + right) / 2, axes[0, 0].get_position().y1 + 0.008, title, ha="center", va="bottom", fontsize=12)
+    cax = fig.add_axes((0.9, 0.2, 0.015, 0.6))
+    cb = fig.colorbar(im, cax=cax)
+    cb.set_label(f"normalised pixel value (x/255 - {p0.mean:.3f}) / {p0.std:.3f}", fontsize=10)
+    cb.ax.tick_params(labelsize=10)
+    fig.suptitle(f"KMNIST {split} split: {per_class} samples per class, one grey scale for all", fontsize=13, y=0.975)
     return fig
 
 
 def _smooth(values: np.ndarray, window: int) -> np.ndarray:
-    """Moving average (window clipped to the data) so that per-step curves are readable."""
-    window = max(1, min(window, len(values)))
-    c = np.cumsum(np.insert(values, 0, 0.0))
-    out = np.empty_like(values)
-    out[window - 1:] = (c[window:] - c[:-window]) / window
-    out[:window - 1] = c[1:window] / np.arange(1, window)
+    """Trailing moving average over `window` steps (clipped to the data) of finite values; NaN where a step is."""
+    v = np.asarray(values, dtype=float)
+    window = max(1, min(window, len(v)))
+    ok = np.isfinite(v)
+    total = np.cumsum(np.insert(np.where(ok, v, 0.0), 0, 0.0))
+    count = np.cumsum(np.insert(ok.astype(float), 0, 0.0))
+    hi = np.arange(1, len(v) + 1)
+    lo = np.maximum(hi - window, 0)
+    n = count[hi] - count[lo]
+    out = np.full(len(v), np.nan)
+    np.divide(total[hi] - total[lo], n, out=out, where=n > 0)
+    out[~ok] = np.nan
     return out
 
 
@@ -76,254 +99,223 @@ def run_labels(results: list[dict]) -> list[str]:
     return [f"{r['config']['model'].upper()} {r['config']['dataset']} {r['label']}" for r in results]
 
 
-def plot_learning_curves(results: list[dict], title: str = "", smooth_steps: int = 50,
-                         labels: list[str] | None = None, ax_pair=None) -> plt.Figure:
-    """Left: the training loss of every step (faint) and its moving average over `smooth_steps` steps (solid),
-    and the validation loss after every epoch (dashed, circles), log scale, steps below and epochs above.
-    Right: the validation error per epoch on a log scale, so that runs near chance and runs near 1% both show."""
-    if ax_pair is None:
-        fig, (ax, ax_err) = plt.subplots(1, 2, figsize=(14, 5), gridspec_kw={"width_ratios": [3, 2]})
-    else:
-        ax, ax_err = ax_pair
-        fig = ax.figure
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    spe = results[0]["history"]["steps_per_epoch"]
-    labels = labels or run_labels(results)
-    for i, r in enumerate(results):
-        h, color, name = r["history"], colors[i % len(colors)], labels[i]
-        step_loss = _nan_array(h["step_loss"])
-        steps = np.arange(1, len(step_loss) + 1)
-        ax.plot(steps, step_loss, color=color, alpha=0.12, lw=0.5)
-        ax.plot(steps, _smooth(step_loss, smooth_steps), color=color, lw=1.5, label=f"{name}: train")
-        val = _nan_array(h["val_loss"])
-        ax.plot(np.array(h["epoch"]) * spe, val, "--o", color=color, ms=3, lw=1.2, label=f"{name}: validation")
-        err = 100 * (1 - _nan_array(h["val_acc"]))
-        ax_err.plot(h["epoch"], err, "--o", color=color, ms=3, label=name)
-        if h["diverged"]:
-            x = h["diverged_step"] or 1
-            ax.axvline(x, color=color, ls=":", lw=1)
-            ax.annotate("diverged (non-finite loss)", (x, 0.98), xycoords=("data", "axes fraction"),
-                        color=color, rotation=90, va="top", ha="right", fontsize=8)
+COLLAPSE_LOSS = 10.0  # a loss above this (ln 10 = 2.30 is a uniform guess) squeezes the working runs: own panel
+FONT = {"tick": 10, "label": 10.5, "title": 11, "legend": 10}
+LN10 = math.log(10)
+
+
+def _peak_loss(r: dict, smooth_steps: int) -> float:
+    """The largest finite loss a run recorded: moving-averaged step loss, epoch training loss or validation loss."""
+    h = r["history"]
+    vals = np.concatenate([_smooth(_nan_array(h["step_loss"]), smooth_steps), _nan_array(h.get("train_loss") or []),
+                           _nan_array(h.get("val_loss") or [])])
+    vals = vals[np.isfinite(vals)]
+    return float(vals.max()) if vals.size else math.inf
+
+
+def collapsed_runs(results: list[dict], smooth_steps: int = 50, threshold: float = COLLAPSE_LOSS) -> list[bool]:
+    """Per run, whether it diverged or its loss went above `threshold` (drawn on its own scale); none when all did."""
+    flags = [bool(r["history"].get("diverged")) or _peak_loss(r, smooth_steps) > threshold for r in results]
+    return flags if not all(flags) else [False] * len(flags)
+
+
+def _n_epochs(results: list[dict]) -> int:
+    """The epochs the runs span: the last recorded epoch, or the steps recorded, in whole epochs (at least 1)."""
+    return max(1, *(max(max(r["history"]["epoch"], default=0),
+                        math.ceil(len(r["history"]["step_loss"]) / r["history"]["steps_per_epoch"])) for r in results))
+
+
+def _epoch_ticks(n_epochs: int) -> list[int]:
+    """Whole epochs from 0 to n_epochs, at most about 11 of them."""
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 10 ** 9) if n_epochs / s <= 10.5)
+    return list(range(0, n_epochs + 1, step))
+
+
+def _log_axis(ax: plt.Axes) -> None:
+    """Log y axis with plain-number labels: 1-2-5 ticks over up to 3 decades, powers of 10 beyond."""
     ax.set_yscale("log")
-    ax.set_ylim(bottom=1e-4)  # per-step losses of nearly fitted batches go lower: noise that would flatten the rest
-    ax.set_xlabel(f"training step (batch of {r['config'].get('batch_size', 64)}); "
-                  f"solid: moving average over {smooth_steps} steps, faint: every step")
-    ax.set_ylabel("cross-entropy loss (log scale, cut at 1e-4)")
+    lo, hi = ax.get_ylim()
+    subs = (1.0, 2.0, 5.0) if hi / max(lo, 1e-300) <= 1e3 else (1.0,)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}" if 1e-3 <= v < 1e4 else f"{v:.0e}"))
+    ax.yaxis.set_minor_formatter(plt.NullFormatter())
+
+
+def _style(ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, readable tick labels and a light grid."""
+    ax.set_title(title, fontsize=FONT["title"])
+    ax.set_xlabel(xlabel, fontsize=FONT["label"])
+    ax.set_ylabel(ylabel, fontsize=FONT["label"])
+    ax.tick_params(which="both", labelsize=FONT["tick"])
+    ax.grid(True, which="major", alpha=0.35)
+
+
+def _epoch_top_axis(ax: plt.Axes, spe: int, n_epochs: int) -> None:
+    """Whole epochs along the top of a steps axis."""
     top = ax.secondary_xaxis("top", functions=(lambda s: s / spe, lambda e: e * spe))
-    top.set_xlabel("epoch (dashed: validation loss after each epoch)")
-    top.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    ax_err.set_yscale("log")
-    ax_err.set_xlabel("epoch")
-    ax_err.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    ax_err.set_ylabel("validation error, % (log scale)")
-    ax_err.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax_err.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax_err.yaxis.set_minor_formatter(plt.NullFormatter())
-    ax_err.grid(True, which="both", alpha=0.3)
-    ax_err.legend(fontsize=7)
-    ax_err.set_title("validation error = 100% - accuracy")
+    top.set_xticks(_epoch_ticks(n_epochs))
+    top.set_xlabel("epoch", fontsize=FONT["label"])
+    top.tick_params(labelsize=FONT["tick"])
+
+
+def _loss_vs_steps(ax: plt.Axes, runs: list[tuple[dict, str, str]], smooth_steps: int, spe: int, n_epochs: int,
+                   log_steps: bool = False) -> None:
+    """Per run, the moving-averaged step loss (solid) and the validation loss after each epoch at its step (dashed)."""
+    for r, _, color in runs:
+        h = r["history"]
+        loss = _smooth(_nan_array(h["step_loss"]), smooth_steps)
+        ax.plot(np.arange(1, len(loss) + 1), loss, color=color, lw=1.6)
+        ax.plot(np.array(h["epoch"]) * spe, _nan_array(h["val_loss"]), "--o", color=color, ms=4, lw=1.3)
+        if h.get("diverged"):
+            x = h.get("diverged_step") or 1
+            ax.axvline(x, color=color, ls=":", lw=1.2)
+            ax.annotate(f"diverged at step {x} (non-finite loss)", (x, 0.97), xycoords=("data", "axes fraction"),
+                        color=color, rotation=90, va="top", ha="right", fontsize=FONT["tick"])
+    ax.axhline(LN10, color="0.45", ls=":", lw=1.2)
+    _log_axis(ax)
+    if log_steps:  # a collapse within the first steps stays visible
+        ax.set_xscale("log")
+        ax.set_xlim(1, n_epochs * spe)
+    else:
+        ax.set_xlim(0, n_epochs * spe)
+        _epoch_top_axis(ax, spe, n_epochs)
+
+
+def _clipped(ax: plt.Axes, out: list[tuple[dict, str, str]], xs_ys) -> None:
+    """Draw set-apart runs on a working panel, clipped to its y-range, and mark where they leave it."""
+    lo, hi = ax.get_ylim()
+    for r, name, color in out:
+        for x, y, style in xs_ys(r):
+            ax.plot(x, y, style, color=color, lw=1.3, ms=4, clip_on=True)
+        ax.annotate(f"{name}: above this axis (own panel)", (0.99, 0.985), xycoords="axes fraction", ha="right", va="top",
+                    color=color, fontsize=FONT["tick"], bbox=dict(boxstyle="round", fc="white", ec=color, alpha=0.9))
+    ax.set_ylim(lo, hi)
+    ax.plot([0, 0.02], [1, 1], transform=ax.transAxes, color="k", lw=3, clip_on=False)  # a marked break at the top
+
+
+def _collapse_fact(r: dict, smooth_steps: int) -> str:
+    """What a set-apart run did, in a few words: where it diverged, or its peak loss and where it ended."""
+    h = r["history"]
+    if h.get("diverged"):
+        return f"non-finite loss at step {h.get('diverged_step')}"
+    loss = _smooth(_nan_array(h["step_loss"]), smooth_steps)
+    if not np.isfinite(loss).any():
+        return "no finite loss"
+    peak_epoch = int(np.nanargmax(loss)) // h["steps_per_epoch"] + 1
+    last = loss[np.isfinite(loss)][-1]
+    chance = f" (ln 10 = {LN10:.2f}: about a uniform guess)" if abs(last - LN10) < 0.1 else ""
+    return f"training loss up to {np.nanmax(loss):.1e} in epoch {peak_epoch}, then {last:.2f}{chance}"
+
+
+def _draw_learning_curves(results: list[dict], axes: list[plt.Axes], labels: list[str], smooth_steps: int,
+                          collapse_above: float) -> list[Line2D]:
+    """Draw on axes (steps, epochs[, validation error[, collapsed runs]]); return the legend handles."""
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    spe, n_epochs = results[0]["history"]["steps_per_epoch"], _n_epochs(results)
+    collapsed = collapsed_runs(results, smooth_steps, collapse_above) if len(axes) > 3 else [False] * len(results)
+    runs = [(r, name, colors[i % len(colors)]) for i, (r, name) in enumerate(zip(results, labels))]
+    working = [run for run, c in zip(runs, collapsed) if not c]
+    out = [run for run, c in zip(runs, collapsed) if c]
+    ax_steps, ax_ep = axes[0], axes[1]
+    batch = results[0]["config"].get("batch_size", 64)
+    _loss_vs_steps(ax_steps, working, smooth_steps, spe, n_epochs)
+    _style(ax_steps, f"Loss against training steps\n(training: {smooth_steps}-step moving average; "
+                     f"validation: after each epoch)", f"training step (batch of {batch})",
+           "cross-entropy loss (log scale)")
+    for r, _, color in working:
+        h = r["history"]
+        ax_ep.plot(h["epoch"], _nan_array(h["train_loss"]), color=color, lw=1.6)
+        ax_ep.plot(h["epoch"], _nan_array(h["val_loss"]), "--o", color=color, ms=4, lw=1.3)
+    ax_ep.axhline(LN10, color="0.45", ls=":", lw=1.2)
+    ax_ep.set_xlim(-0.4, n_epochs + 0.4)
+    ax_ep.set_xticks(_epoch_ticks(n_epochs))
+    _log_axis(ax_ep)
+    if out:  # the set-apart runs on the same axes too, clipped, so that all runs share one plot
+        _clipped(ax_steps, out, lambda r: [(np.arange(1, len(r["history"]["step_loss"]) + 1),
+                                             _smooth(_nan_array(r["history"]["step_loss"]), smooth_steps), "-"),
+                                            (np.array(r["history"]["epoch"]) * spe, _nan_array(r["history"]["val_loss"]), "--o")])
+        _clipped(ax_ep, out, lambda r: [(r["history"]["epoch"], _nan_array(r["history"]["train_loss"]), "-"),
+                                         (r["history"]["epoch"], _nan_array(r["history"]["val_loss"]), "--o")])
+    _style(ax_ep, "Loss against epochs\n(training: mean over each epoch; validation: after each epoch)",
+           "epoch (0: before training)", "cross-entropy loss (log scale)")
+    if len(axes) > 2:
+        ax_err = axes[2]
+        for r, _, color in runs:
+            h = r["history"]
+            ax_err.plot(h["epoch"], 100 * (1 - _nan_array(h["val_acc"])), "--o", color=color, ms=4, lw=1.3)
+        ax_err.set_xlim(-0.4, n_epochs + 0.4)
+        ax_err.set_xticks(_epoch_ticks(n_epochs))
+        _log_axis(ax_err)
+        note = "; all runs, the set-apart one too)" if out else ")"
+        _style(ax_err, f"Validation error after each epoch\n(100% - accuracy{note}", "epoch (0: before training)",
+               "validation error, % (log scale)")
+    if len(axes) > 3:
+        ax_c = axes[3]
+        if out:
+            _loss_vs_steps(ax_c, out, smooth_steps, spe, n_epochs, log_steps=True)
+            what = " and ".join(sorted({"diverged" if r["history"].get("diverged") else "collapsed"
+                                        for r, _, _ in out}))
+            facts = "; ".join((f"{n}: " if len(out) > 1 else "") + _collapse_fact(r, smooth_steps) for r, n, _ in out)
+            _style(ax_c, f"{', '.join(n for _, n, _ in out)} ({what}), on its own log scales\n({facts})",
+                   f"training step (batch of {batch}, log scale)", "cross-entropy loss (log scale)")
+        else:
+            ax_c.set_visible(False)
+    handles = [Line2D([], [], color=color, lw=3, label=name + (" (clipped; own panel)" if c else ""))
+               for (_, name, color), c in zip(runs, collapsed)]
+    handles += [Line2D([], [], color="k", lw=1.6, label="solid: training loss"),
+                Line2D([], [], color="k", ls="--", marker="o", ms=4, lw=1.3, label="dashed + circles: validation"),
+                Line2D([], [], color="0.45", ls=":", lw=1.2, label=f"dotted: ln 10 = {LN10:.2f} (uniform guess)")]
+    return handles
+
+
+def _figure_legend(fig: plt.Figure, handles: list[Line2D]) -> None:
+    """One legend for the whole figure, below the axes (outside them, within the figure)."""
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles) if len(handles) <= 6 else
+               math.ceil(len(handles) / 2), fontsize=FONT["legend"],
+               frameon=False)
+
+
+def plot_learning_curves(results: list[dict], title: str = "", smooth_steps: int = 50,
+                         labels: list[str] | None = None, ax_pair: list[plt.Axes] | None = None, *,
+                         collapse_above: float = COLLAPSE_LOSS, legend: bool = True) -> plt.Figure:
+    """Loss against steps and epochs (training solid, validation dashed), validation error; collapsed runs apart."""
+    labels = labels or run_labels(results)
+    if ax_pair is not None:  # the caller's axes: steps, epochs[, validation error[, collapsed runs]]
+        axes = list(ax_pair)
+        handles = _draw_learning_curves(results, axes, labels, smooth_steps, collapse_above)
+        if title:
+            axes[0].set_title(f"{title}: {axes[0].get_title()}", fontsize=FONT["title"])
+        if legend:
+            axes[0].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4,
+                           fontsize=FONT["legend"], frameon=False)
+        return axes[0].figure
+    if any(collapsed_runs(results, smooth_steps, collapse_above)):
+        # working runs on top, the collapsed run below the steps panel (same steps), validation error beside it
+        fig = plt.figure(figsize=(15, 10.5), layout="constrained")
+        gs = fig.add_gridspec(2, 2, height_ratios=[3, 2])  # fig.axes in the order steps, epochs, error, collapsed
+        axes = [fig.add_subplot(gs[i, j]) for i, j in ((0, 0), (0, 1), (1, 1), (1, 0))]
+    else:
+        fig, grid = plt.subplots(1, 3, figsize=(18, 6), layout="constrained", gridspec_kw={"width_ratios": [3, 2, 2]})
+        axes = list(grid)
+    axes[1].sharey(axes[0])
+    handles = _draw_learning_curves(results, axes, labels, smooth_steps, collapse_above)
+    if legend:
+        _figure_legend(fig, handles)
     if title:
-        ax.set_title(title) if ax_pair is not None else fig.suptitle(title)
-    if ax_pair is None:
-        fig.tight_layout()
+        fig.suptitle(title, fontsize=13)
     return fig
 
 
 def plot_permuted(plain: list[dict], permuted: list[dict]) -> plt.Figure:
-    """One row per model (plain vs permuted pixels, SGD-Nesterov): the learning curves of plot_learning_curves."""
-    fig, axes = plt.subplots(len(plain), 2, figsize=(14, 4.6 * len(plain)), gridspec_kw={"width_ratios": [3, 2]},
-                             squeeze=False)
-    for row, (a, b) in enumerate(zip(plain, permuted)):
-        plot_learning_curves([a, b], f"{a['config']['model'].upper()}, SGD-Nesterov", labels=["plain", "permuted"],
-                             ax_pair=axes[row])
-    fig.tight_layout()
+    """One row per model (plain vs permuted pixels, SGD-Nesterov): loss against steps and epochs, validation error."""
+    pairs = list(zip(plain, permuted))
+    extra = any(any(collapsed_runs([a, b])) for a, b in pairs)  # a collapsed run gets its own column
+    fig = plt.figure(figsize=(18 + 5 * extra, 5.6 * len(pairs) + 0.8), layout="constrained")
+    handles = []
+    for sub, (a, b) in zip(np.atleast_1d(fig.subfigures(len(pairs), 1)), pairs):
+        axes = list(sub.subplots(1, 3 + extra, gridspec_kw={"width_ratios": [3, 2, 2] + [3] * extra}))
+        axes[1].sharey(axes[0])
+        handles = _draw_learning_curves([a, b], axes, ["plain", "permuted"], 50, COLLAPSE_LOSS)
+        sub.suptitle(f"{a['config']['model'].upper()}, SGD-Nesterov: plain vs permuted pixels", fontsize=13)
+    _figure_legend(fig, handles)
     return fig
-
-
-def _fmt(v, spec: str) -> str:
-    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, spec)
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{100 * v:.2f}"
-
-
-def run_stats(r: dict) -> dict:
-    """What the answers compare, from one result: final, best and mean-of-the-last-5-epochs validation accuracy,
-    the epoch of the lowest validation loss and how far the final loss lies above it, accuracy after epoch 1."""
-    h, f = r["history"], r["final"]  # the fields every history has, the bonus's included
-    accs = [a for a in h["val_acc"][1:] if a is not None]
-    losses = [(v, e) for v, e in zip(h["val_loss"], h["epoch"]) if v is not None and e > 0]
-    best_loss, best_ep = min(losses) if losses else (None, None)
-    return {"epoch1": accs[0] if accs else None, "best": max(accs) if accs else None,
-            "last5": sum(accs[-5:]) / len(accs[-5:]) if accs else None, "final": f["val_acc"],
-            "min_loss": best_loss, "min_loss_epoch": best_ep,
-            "loss_rise": (f["val_loss"] / best_loss - 1) if best_loss and f["val_loss"] is not None else None}
-
-
-def summary_table(results: list[dict], labels: list[str] | None = None) -> str:
-    """Per run (accuracies in %): validation after epoch 1, best, mean of the last 5 epochs and final; the
-    epoch of the lowest validation loss and the final loss's rise above it; training accuracy (eval mode),
-    test accuracy, training time."""
-    labels = labels or run_labels(results)
-    width = max(22, *map(len, labels))
-    head = (f"{'run':{width}} {'val@1':>6} {'best':>6} {'last5':>6} {'final':>6} {'minL':>6} {'minL@':>5} {'L rise':>7} "
-            f"{'train':>6} {'test':>6} {'time':>6}")
-    rows = [head, "-" * len(head)]
-    for r, name in zip(results, labels):
-        s, f = run_stats(r), r["final"]
-        rise = "-" if s["loss_rise"] is None else f"{100 * s['loss_rise']:+.0f}%"
-        rows.append(f"{name + (' (diverged)' if f['diverged'] else ''):{width}} {_pct(s['epoch1']):>6} {_pct(s['best']):>6} "
-                    f"{_pct(s['last5']):>6} {_pct(s['final']):>6} {_fmt(s['min_loss'], '.3f'):>6} "
-                    f"{_fmt(s['min_loss_epoch'], 'd'):>5} {rise:>7} "
-                    f"{_pct(f.get('train_acc')):>6} {_pct(f['test_acc']):>6} {r['wall_time_s']:5.0f}s")
-    rows.append(f"(accuracies in %: validation after epoch 1, best and mean of the last 5 epochs, final; minL: the "
-                f"lowest validation loss, minL@: its epoch, L rise: the final validation loss above it; train: the "
-                f"training split evaluated after training, in eval mode; test: the test split; time: training)")
-    return "\n".join(rows)
-
-
-def plot_confusion(y_true: torch.Tensor, y_pred: torch.Tensor, title: str = "") -> plt.Figure:
-    """Confusion matrix (counts, rows = true class), class names on both axes."""
-    n = len(CLASSES)
-    cm = torch.bincount(y_true * n + y_pred, minlength=n * n).view(n, n).numpy()
-    fig, ax = plt.subplots(figsize=(7, 6))
-    im = ax.imshow(np.log1p(cm), cmap="Blues")
-    for i in range(n):
-        for j in range(n):
-            ax.text(j, i, cm[i, j], ha="center", va="center", fontsize=8,
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
-    names = [class_name(c) for c in range(n)]
-    ax.set_xticks(range(n), names, rotation=45, ha="right")
-    ax.set_yticks(range(n), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title or "confusion matrix")
-    fig.colorbar(im, ax=ax, label="log(1 + count)")
-    fig.tight_layout()
-    return fig
-
-
-def compare_runs(a: list[dict], b: list[dict], name_a: str, name_b: str) -> str:
-    """Two lists of runs matched by position (e.g. MLP and CNN per optimizer, or seed 0 and seed 1):
-    validation and test accuracy of each, and the difference b - a in points."""
-    if len(a) != len(b):
-        raise ValueError(f"expected two lists of runs of one length, got {len(a)} and {len(b)}")
-    head = (f"{'optimizer':22} {name_a + ' val':>10} {name_b + ' val':>10} {'diff':>6} | "
-            f"{name_a + ' test':>10} {name_b + ' test':>10} {'diff':>6}")
-    out = [head, "-" * len(head)]
-    for ra, rb in zip(a, b):
-        fa, fb = ra["final"], rb["final"]
-        out.append(f"{ra['label']:22} {_pct(fa['val_acc']):>10} {_pct(fb['val_acc']):>10} "
-                   f"{100 * (fb['val_acc'] - fa['val_acc']):+6.2f} | {_pct(fa['test_acc']):>10} {_pct(fb['test_acc']):>10} "
-                   f"{100 * (fb['test_acc'] - fa['test_acc']):+6.2f}")
-    return "\n".join(out)
-
-
-def error_summary(y_true: torch.Tensor, y_pred: torch.Tensor, top: int = 5) -> str:
-    """The errors per true class and the most frequent confusions, as text (what the confusion matrix shows)."""
-    n = len(CLASSES)
-    cm = torch.bincount(y_true * n + y_pred, minlength=n * n).view(n, n)
-    wrong = cm.sum(1) - cm.diag()
-    per_class = ", ".join(f"{class_name(c)} {int(wrong[c])}" for c in torch.argsort(wrong, descending=True, stable=True).tolist())
-    off = cm.clone()
-    off.fill_diagonal_(0)
-    order = torch.argsort(off.flatten(), descending=True, stable=True)[:top].tolist()
-    confusions = ", ".join(f"{class_name(i // n)} -> {class_name(i % n)} {int(off.flatten()[i])}" for i in order)
-    return (f"{int(wrong.sum())} errors of {len(y_true)}; per true class: {per_class}\n"
-            f"most frequent confusions (true -> predicted): {confusions}")
-
-
-def bonus_table(final: dict, baseline: dict, n_test: int) -> str:
-    """2.6's answer in one table: the homework CNN of 2.3 and the final model, validation, training and test accuracy."""
-    head = f"{'model':40} {'epochs':>6} {'val':>6} {'val+TTA':>7} {'train':>6} {'test':>6} {'errors':>6} {'time':>6} {'params':>7}"
-    out = [head, "-" * len(head)]
-    for name, r in (("homework CNN, SGD-Nesterov (2.3)", baseline), ("final: " + final["label"], final)):
-        f = r["final"]
-        errors = round((1 - f["test_acc"]) * n_test)
-        out.append(f"{name:40} {r['config']['epochs']:6d} {_pct(f['val_acc']):>6} {_pct(f.get('val_acc_tta')):>7} "
-                   f"{_pct(f.get('train_acc')):>6} {_pct(f['test_acc']):>6} {errors:6d} {r['wall_time_s']:5.0f}s {r['n_params']:7d}")
-    f = final["final"]
-    decay = final["history"].get("ema_decay_reached")
-    out.append(f"(accuracies in %; the final model's test accuracy {'with' if f['use_tta'] else 'without'} TTA, as chosen on "
-               f"validation; train: training images without augmentation, eval mode"
-               + (f"; EMA decay reached at the last step: {decay:.4f}" if decay is not None else "") + ")")
-    return "\n".join(out)
-
-
-def class_means(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The mean image of each class, shape (classes, H, W), with uint8 pixels scaled to [0, 1]."""
-    if images.ndim != 3 or labels.shape != images.shape[:1]:
-        raise ValueError(f"expected images (N, H, W) and labels (N,), got {tuple(images.shape)} and {tuple(labels.shape)}")
-    present = set(labels.unique().tolist())
-    if present != set(range(len(CLASSES))):
-        raise ValueError(f"every class 0-{len(CLASSES) - 1} needs at least one image, got classes {sorted(present)}")
-    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
-    return torch.stack([x[labels == c].mean(0) for c in range(len(CLASSES))])
-
-
-def _split_class_means(splits: KMNISTSplits) -> dict[str, torch.Tensor]:
-    return {s: class_means(splits.images[s], splits.labels[s]) for s in ("train", "val", "test")}
-
-
-def class_shift(splits: KMNISTSplits, means: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Per class, the L2 distance of the validation and of the test mean image from the training mean image."""
-    means = means or _split_class_means(splits)
-    return {s: (means[s] - means["train"]).flatten(1).norm(dim=1) for s in ("val", "test")}
-
-
-def plot_class_shift(splits: KMNISTSplits) -> plt.Figure:
-    """Mean image of each class in train, validation and test, and the test-minus-train difference."""
-    means = _split_class_means(splits)
-    dist = class_shift(splits, means)
-    rows = [("train", means["train"], "gray_r"), ("validation", means["val"], "gray_r"), ("test", means["test"], "gray_r"),
-            ("test - train", means["test"] - means["train"], "RdBu_r")]
-    fig, axes = plt.subplots(len(rows), len(CLASSES), figsize=(1.45 * len(CLASSES), 1.45 * len(rows) + 0.8), squeeze=False,
-                             layout="constrained")
-    for r, (name, imgs, cmap) in enumerate(rows):
-        for c in range(len(CLASSES)):
-            ax = axes[r, c]
-            lim = (-0.5, 0.5) if cmap == "RdBu_r" else (0, 1)
-            im = ax.imshow(imgs[c].numpy(), cmap=cmap, vmin=lim[0], vmax=lim[1])
-            ax.set_xticks([]), ax.set_yticks([])
-            if r == 0:
-                ax.set_title(class_name(c), fontsize=11)
-            if c == 0:
-                ax.set_ylabel(name, fontsize=10)
-            if r == len(rows) - 1:
-                ax.set_xlabel(f"val {dist['val'][c]:.2f}\ntest {dist['test'][c]:.2f}", fontsize=9)
-        if r == len(rows) - 2:  # one grey scale for the three rows of means
-            fig.colorbar(im, ax=axes[:r + 1].ravel().tolist(), label="pixel value (0-1)", fraction=0.015, pad=0.01)
-        if r == len(rows) - 1:
-            fig.colorbar(im, ax=axes[r].tolist(), label="test - train", fraction=0.015, pad=0.01)
-    fig.suptitle("Mean image per class; below: L2 distance of the val / test mean from the train mean")
-    return fig
-
-
-def class_shift_table(splits: KMNISTSplits) -> str:
-    """Per class, the distance of the validation and of the test mean image from the training mean (as text)."""
-    d = class_shift(splits)
-    rows = [f"{'class':10} {'val':>6} {'test':>6}   (L2 distance of the class's mean image from its training mean)"]
-    rows += [f"{class_name(c):10} {float(d['val'][c]):6.2f} {float(d['test'][c]):6.2f}" for c in range(len(CLASSES))]
-    rows.append(f"{'range':10} {float(d['val'].min()):.2f}-{float(d['val'].max()):.2f} "
-                f"{float(d['test'].min()):.2f}-{float(d['test'].max()):.2f}")
-    return "\n".join(rows)
-
-
-def collapse_text(report: dict) -> str:
-    """hw3.experiments.collapse_report as a few lines of text."""
-    dead = ", ".join(f"ReLU layer {i + 1}: {100 * d:.0f}% of {n}"
-                     for i, (d, n) in enumerate(zip(report["dead_fraction"], report["hidden_units"])))
-    counts = report["predicted_classes"]
-    top = max(range(len(counts)), key=counts.__getitem__)
-    return (f"{report['label']}, {report['epochs']} epochs, on the validation split:\n"
-            f"  dead units (a neuron, or a CNN channel, whose ReLU outputs 0 for every image): {dead}\n"
-            f"  predicts {class_name(top)} for {counts[top]} of {sum(counts)} images; "
-            f"{sum(c > 0 for c in counts)} classes predicted at all\n"
-            f"  mean predicted probabilities: {' '.join(f'{p:.3f}' for p in report['mean_probs'])} (uniform: 0.100)\n"
-            f"  images that get exactly the same output: {100 * report['identical_output_share']:.2f}%; largest deviation "
-            f"of one image's probabilities from the mean: {report['max_deviation_from_mean_probs']:.3f}\n"
-            f"  val loss {report['val_loss']:.4f} (uniform guess: ln 10 = {math.log(10):.4f}), val acc {_pct(report['val_acc'])}%, "
-            f"largest training step loss {_fmt(report['max_step_loss'], '.3g')}")

@@ -1,5 +1,6 @@
 """Synthetic KMNIST in torchvision's raw layout, so that no test needs the network or the real data."""
 import hashlib
+import json
 import struct
 from pathlib import Path
 
@@ -48,11 +49,28 @@ def fake_md5(tmp_path_factory):
 
 
 @pytest.fixture
-def fake_root(fake_md5, monkeypatch):
-    """A synthetic data root, with hw3's md5 table pointed at its files for the test's duration."""
+def fake_root(fake_md5, monkeypatch, tmp_path):
+    """A synthetic data root, with hw3's md5 table pointed at its files and $HW3_DATA_DIR at the root, and
+    $HW3_RESULTS_DIR at a fresh folder, for the test's duration."""
     root, md5 = fake_md5
     monkeypatch.setattr(hw3.data, "RAW_MD5", md5)
+    monkeypatch.setenv("HW3_DATA_DIR", str(root))
+    monkeypatch.setenv("HW3_RESULTS_DIR", str(tmp_path / "results"))
     return root
+
+
+@pytest.fixture(scope="session")
+def quick_results(tmp_path_factory):
+    """One results folder for the quick-mode executions of the notebook: the second one loads the first's runs."""
+    return tmp_path_factory.mktemp("quick-results")
+
+
+@pytest.fixture
+def md5_file(fake_md5, tmp_path):
+    """A JSON file of the synthetic files' md5s, for $HW3_RAW_MD5 in another process (a kernel, the CLI)."""
+    path = tmp_path / "md5.json"
+    path.write_text(json.dumps(fake_md5[1]))
+    return path
 
 
 def find_real_kmnist():

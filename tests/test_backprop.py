@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import hw3.backprop as bp
-from hw3 import gradient, logistic_loss, predict, stable_logistic_loss
+from hw3.backprop import gradient, logistic_loss, predict, stable_logistic_loss
 from hw3.gradcheck import relative_error, numerical_gradient
 
 D, K, B = 7, 5, 11
@@ -151,7 +151,9 @@ def test_bad_input_predict_and_gradient(X, W, exc, msg):
 @pytest.mark.parametrize("y,msg", [
     (np.array([0, 1, 2.0]), "only the labels 0 and 1"),
     (np.array([0, 1.0]), "y has 2"),
-    (np.array([[0], [1], [1.0]]), "y must be 1-D"),
+    (np.array([[0, 1], [1, 0], [1, 1.0]]), "y must be 1-D"),  # 2-D but not a column (B, 1)
+    (np.array([[0, 1, 1.0]]), "y must be 1-D"),                 # a row (1, B) is not accepted
+    (np.zeros((3, 1, 1)), "y must be 1-D"),
     (np.array([0, np.nan, 1]), "finite"),
 ])
 def test_bad_labels(y, msg):
@@ -170,6 +172,55 @@ def test_bad_predictions_and_logits():
         stable_logistic_loss(np.zeros(2), np.array([0.0, np.inf]))
     with pytest.raises(ValueError, match="numeric"):
         logistic_loss(np.zeros(2), ["a", "b"])
+
+
+# ---- column vectors (B, 1) are accepted wherever a vector (B,) is -------------------------------
+
+def test_column_vectors_accepted_and_results_unchanged():
+    X, y, W = make(6)
+    _, z2, y_hat = predict(X, W)
+    col = lambda v: v[:, None]  # noqa: E731
+    for yy in (y, col(y)):
+        for yh in (y_hat, col(y_hat)):
+            assert logistic_loss(yy, yh) == logistic_loss(y, y_hat)
+        for zz in (z2, col(z2)):
+            assert stable_logistic_loss(yy, zz) == stable_logistic_loss(y, z2)
+        g = gradient(X, yy, W)
+        assert {k: v.shape for k, v in g.items()} == {"w_1": (D, K), "w_2": (K, 1)}
+        for k in W:
+            np.testing.assert_array_equal(g[k], gradient(X, y, W)[k])
+    # the nan of question 1.2 and the exact 0 of question 1.3 are the same with columns
+    with pytest.warns(RuntimeWarning):
+        assert np.isnan(logistic_loss(np.zeros((4, 1)), np.zeros((4, 1))))
+    assert stable_logistic_loss(np.zeros((3, 1)), -1e10 * np.ones((3, 1))) == 0.0
+    assert stable_logistic_loss(np.zeros(3), -1e10 * np.ones((3, 1))) == 0.0
+    # B = 1: a (1, 1) column is one sample
+    assert gradient(X[:1], y[:1, None], W)["w_2"].shape == (K, 1)
+
+
+@pytest.mark.parametrize("bad,msg", [
+    (np.zeros((3, 2)), r"\(B,\) or \(B, 1\).*got shape \(3, 2\)"),
+    (np.zeros((1, 3)), r"got shape \(1, 3\)"),
+    (np.zeros((3, 1, 1)), r"got shape \(3, 1, 1\)"),
+    (np.zeros(()), r"got shape \(\)"),
+    (np.array([[0.0], [np.nan], [1.0]]), r"finite; got shape \(3, 1\).*1 NaN/inf"),
+])
+def test_other_shapes_still_rejected_with_clear_messages(bad, msg):
+    with pytest.raises(ValueError, match="y_hat must be 1-D.*" + msg):
+        logistic_loss(np.zeros(3), bad)
+    with pytest.raises(ValueError, match="z_2 must be 1-D.*" + msg):
+        stable_logistic_loss(np.zeros(3), bad)
+    with pytest.raises(ValueError, match="y must be 1-D.*" + msg):
+        gradient(X0[:3], bad, W0)
+    with pytest.raises(ValueError, match="y must be 1-D.*" + msg):
+        stable_logistic_loss(bad, np.zeros(3))
+
+
+def test_length_mismatch_between_column_and_vector():
+    with pytest.raises(ValueError, match="z_2 has 3 entries, y has 2"):
+        stable_logistic_loss(np.zeros((2, 1)), np.zeros(3))
+    with pytest.raises(ValueError, match="X has 3 entries, y has 4"):
+        gradient(X0[:3], np.zeros((4, 1)), W0)
 
 
 def test_no_loops_in_part1():

@@ -1,168 +1,185 @@
-"""The notebook: its graded code is the package's, its text pair is in sync, its outputs show no machine path,
-it runs top to bottom in quick mode, and so does its self-contained export."""
+"""The notebook: every graded implementation is defined at its question exactly as in the package, no graded
+code is only imported, its text pair is in sync, its committed outputs are a complete in-order run without a
+machine path, and its export is one self-contained file that carries the outputs of its own execution."""
 import ast
-import json
-import re
 import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADINGS = ["1.1", "1.2", "1.3", "1.4", "1.5", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6"]
 
-
-# Each question's implementation: defined in a code cell under its heading, node for node as in the package.
+# Each question's code: defined in a code cell under its heading, node for node as in the package.
 DEFINED_AT = {
-    "1.1": ("backprop", ["_as_finite_array", "_check_X_W", "sigmoid", "predict"]),
-    "1.2": ("backprop", ["_check_labels", "logistic_loss"]),
-    "1.3": ("backprop", ["stable_logistic_loss"]),
-    "1.5": ("backprop", ["gradient"]),
-    "2.1": ("data", ["Preprocess", "make_loaders"]),
-    "2.2": ("models", ["MLP"]),
-    "2.3": ("models", ["CNN"]),
-    "2.4": ("models", ["count_parameters"]),
-    "2.5": ("data", ["RandomPermutation"]),
+    "1.1": [("backprop", n) for n in ("_as_finite_array", "_check_X_W", "sigmoid", "predict")],
+    "1.2": [("backprop", n) for n in ("_check_labels", "logistic_loss")],
+    "1.3": [("backprop", "stable_logistic_loss")],
+    "1.5": [("backprop", "gradient")] + [("gradcheck", n) for n in ("numerical_gradient", "relative_error",
+                                                                     "autograd_gradient")],
+    "2.1": [("data", n) for n in ("load_kmnist", "split_indices", "KMNISTSplits", "kmnist_splits", "RandomPermutation",
+                                  "Preprocess", "PERMUTATION_SEED", "Batches", "make_loaders")],
+    "2.2": [("models", "MLP"), ("train", "evaluate"), ("train", "train"), ("train", "OPTIMIZERS"), ("train", "CONTROLS"),
+            ("experiments", "run_experiment"), ("experiments", "dead_units")],
+    "2.3": [("models", "CNN")],
+    "2.4": [("models", "count_parameters")],
+    "2.5": [("experiments", "permutation_twins")],
+    "2.6": [("bonus", n) for n in ("BonusConfig", "BonusNet", "RandomAffine", "ema_update", "ShiftTTA", "train_bonus",
+                                   "run_bonus", "FINAL", "ablation_configs")],
 }
-DEFINED_AT_2_2_TRAIN = ("train", ["evaluate", "train"])
+# What the notebook may take from the package: plumbing (cache, figures, tables, progress, device, download).
+PLUMBING = {"plots", "tables", "COUNTS", "cached", "cached_models", "ensure_kmnist", "describe", "N_CLASSES", "prepare_model",
+            "progress_bar", "pick_device", "environment_summary"}
+
+
+def _name(node):
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return node.name
+    if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+        return node.target.id
+    return None
+
+
+def _python(cell) -> str:
+    return "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith("%"))  # no magics
 
 
 def _definitions_by_question(nb) -> dict[str, dict[str, ast.AST]]:
-    """{question: {name: the def/class node}} for every top-level definition in the notebook's code cells."""
+    """{question: {name: node}} for every top-level def, class or assignment in the notebook's code cells."""
     out, question = {}, None
     for c in nb.cells:
         if c.cell_type == "markdown":
             heads = re.findall(r"^#{1,3} (\S+)", c.source, re.M)
             question = heads[-1] if heads else question
-        elif c.cell_type == "code" and not c.source.lstrip().startswith("%"):
-            python = "\n".join(line for line in c.source.splitlines() if not line.startswith("%"))  # no magics
-            for node in ast.parse(python).body:
-                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-                    out.setdefault(question, {})[node.name] = node
+        elif c.cell_type == "code":
+            for node in ast.parse(_python(c)).body:
+                if _name(node):
+                    out.setdefault(question, {})[_name(node)] = node
     return out
 
 
 def _package_definitions() -> dict[str, tuple[str, ast.AST]]:
-    """{name: (module, node)} for every top-level def/class of the modules the notebook copies from."""
-    return {n.name: (module, n) for module in ("backprop", "data", "models", "train")
-            for n in ast.parse((ROOT / "hw3" / f"{module}.py").read_text()).body
-            if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    modules = {m for q in DEFINED_AT.values() for m, _ in q}
+    return {_name(n): (m, n) for m in modules for n in ast.parse((ROOT / "hw3" / f"{m}.py").read_text()).body if _name(n)}
 
 
-def test_each_graded_implementation_is_defined_at_its_question_as_in_the_package():
-    defined = _definitions_by_question(nbformat.read(ROOT / "homework3.ipynb", as_version=4))
+@pytest.fixture(scope="module")
+def notebook():
+    return nbformat.read(ROOT / "homework3.ipynb", as_version=4)
+
+
+def test_each_graded_implementation_is_defined_at_its_question_as_in_the_package(notebook):
+    defined = _definitions_by_question(notebook)
     package = _package_definitions()
-    expected = {q: [(mod, n) for n in names] for q, (mod, names) in DEFINED_AT.items()}
-    expected["2.2"] += [(DEFINED_AT_2_2_TRAIN[0], n) for n in DEFINED_AT_2_2_TRAIN[1]]
-    for question, wanted in expected.items():
+    for question, wanted in DEFINED_AT.items():
         for module, name in wanted:
             assert name in defined.get(question, {}), f"{name} is not defined in a code cell of question {question}"
             assert package[name][0] == module and ast.dump(defined[question][name]) == ast.dump(package[name][1]), \
                 f"the notebook's {name} (question {question}) differs from hw3/{module}.py: copy it over"
-    # nothing else is defined in the notebook under a package name with other code
-    for question, nodes in defined.items():
+    for question, nodes in defined.items():  # nothing else shares a package name with other code
         for name, node in nodes.items():
-            if name in package:
-                module, twin = package[name]
-                assert ast.dump(node) == ast.dump(twin), f"{name} ({question}) differs from hw3/{module}.py"
+            if name in package and isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                assert ast.dump(node) == ast.dump(package[name][1]), f"{name} ({question}) differs from the package"
 
 
-def test_committed_outputs_show_no_absolute_path_and_no_frozen_progress_bar():
-    nb = nbformat.read(ROOT / "homework3.ipynb", as_version=4)
-    texts = []
-    for c in nb.cells:
-        for o in c.get("outputs", []) if c.cell_type == "code" else []:
-            texts.append(o.get("text", "") + "".join(str(v) for k, v in o.get("data", {}).items() if k.startswith("text/")))
-    text = "\n".join(texts)
+def test_the_notebook_takes_only_plumbing_from_the_package(notebook):
+    taken = set()
+    for c in notebook.cells:
+        if c.cell_type == "code":
+            for node in ast.walk(ast.parse(_python(c))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hw3"):
+                    taken |= {a.name for a in node.names}
+                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "hw3":
+                    taken.add(node.attr)
+    assert taken <= PLUMBING, f"graded code imported from the package instead of defined in a cell: {taken - PLUMBING}"
+
+
+def test_text_pair_is_in_sync(notebook):
+    jupytext = pytest.importorskip("jupytext")
+    text = jupytext.read(ROOT / "homework3.md")
+    assert [(c.cell_type, c.source) for c in notebook.cells] == [(c.cell_type, c.source) for c in text.cells], \
+        "homework3.md and .ipynb differ: run `jupytext --sync homework3.md`"
+    assert notebook.metadata["jupytext"]["formats"] == "ipynb,md"
+
+
+def test_headings_follow_the_assignment(notebook):
+    heads = [line.split()[1] for c in notebook.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+             if line.startswith("## ")]
+    assert heads == HEADINGS
+
+
+def test_committed_outputs_are_one_complete_run_without_machine_paths(notebook):
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "not one complete run, in order"
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "\n".join(o.get("text", "") + "".join(str(v) for k, v in o.get("data", {}).items() if k.startswith("text/"))
+                     for o in outputs)
     paths = re.findall(r"(?:/work|/tmp|/home|/root|/Users|/content|[A-Z]:\\)[\w./\\-]+", text)
     assert paths == [], f"outputs show absolute paths of the machine that ran the notebook: {sorted(set(paths))[:5]}"
-    frozen = re.findall(r"\b0%\|.*\| 0/\d+", text)
-    assert frozen == [], f"saved progress bars frozen at 0%: {frozen[:3]}"
-    assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code"), "the committed notebook is not fully executed"
+    assert re.findall(r"\b0%\|.*\| 0/\d+", text) == [], "saved progress bars frozen at 0%"
+    assert "epochs=20" in text and "training images: all" in text, "the committed outputs are not a full run"
+    prose = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+    for absent in ("README", "requirements.txt", "tests/", "python -m hw3"):
+        assert absent not in prose, f"the text cites {absent!r}, which the handed-in file does not carry"
 
 
-def _quick_env(monkeypatch, root, tmp_path):
-    monkeypatch.setenv("HW3_QUICK", "1")
-    monkeypatch.setenv("HW3_DATA_DIR", str(root))
-    monkeypatch.setenv("HW3_RESULTS_DIR", str(tmp_path / "results"))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+def _export_env(monkeypatch, root, md5_file, results):
+    for k, v in dict(HW3_QUICK="1", HW3_DATA_DIR=str(root), HW3_RESULTS_DIR=str(results),
+                     HW3_RAW_MD5=str(md5_file), MPLBACKEND="Agg").items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
 
 
-def _md5_cell(md5: dict):
-    # The synthetic files are not the official ones: tell this kernel's hw3 their md5s (tests only).
-    return nbformat.v4.new_code_cell(f"import hw3.data; hw3.data.RAW_MD5.update({json.dumps(md5)})")
-
-
-def _check_ran_in_quick_mode(nb, tmp_path):
-    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
-    text = "".join(o.get("text", "") for o in outputs)
-    assert "epochs=1" in text and "relative error" in text  # it really ran in quick mode, Part 1 included
-    assert any("image/png" in o.get("data", {}) for o in outputs)
-    shown = [o["data"]["text/markdown"] for o in outputs if "text/markdown" in o.get("data", {})]
-    assert any("class BonusNet(" in s for s in shown)  # the bonus recipe, shown from the package
-    assert "hash exactly like the package's (same cache keys as `python -m hw3 run`): True" in text
-    assert os.listdir(tmp_path / "results")
-
-
-def test_text_pair_is_in_sync():
-    jupytext = pytest.importorskip("jupytext")
-    ipynb = nbformat.read(ROOT / "homework3.ipynb", as_version=4)
-    text = jupytext.read(ROOT / "homework3.md")
-    pairs = list(zip([(c.cell_type, c.source) for c in ipynb.cells], [(c.cell_type, c.source) for c in text.cells]))
-    assert len(ipynb.cells) == len(text.cells), "homework3.md and .ipynb differ: run `jupytext --sync homework3.md`"
-    assert all(a == b for a, b in pairs), "homework3.md and .ipynb differ: run `jupytext --sync homework3.md`"
-    assert ipynb.metadata["jupytext"]["formats"] == "ipynb,md"
-
-
-def test_notebook_runs_top_to_bottom(fake_md5, tmp_path, monkeypatch):
-    root, md5 = fake_md5
-    nb = nbformat.read(ROOT / "homework3.ipynb", as_version=4)
-    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("## ")]
-    assert [h.split()[1] for h in headings] == HEADINGS
-    nb.cells.insert(0, _md5_cell(md5))
-    _quick_env(monkeypatch, root, tmp_path)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
-    client.execute()  # raises CellExecutionError on the first failing cell
-    _check_ran_in_quick_mode(nb, tmp_path)
-
-
-def test_export_runs_alone_in_an_empty_folder(fake_md5, tmp_path, monkeypatch):
+def test_export_is_self_contained_and_carries_its_own_execution(fake_root, md5_file, quick_results, tmp_path,
+                                                                monkeypatch):
     from hw3.export import TAG, export_notebook, package_files
-    root, md5 = fake_md5
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('hw3') is not None)"
-    if subprocess.run([sys.executable, "-c", probe], cwd=empty, env=env).returncode:
-        pytest.skip("hw3 is installed in this environment, so no folder is without it")
-    out, warnings = export_notebook(tmp_path / "dist" / "homework3.ipynb")
-    assert warnings == []  # the committed notebook carries its outputs
-    again, _ = export_notebook(tmp_path / "dist2" / "homework3.ipynb")
-    assert out.read_bytes() == again.read_bytes()  # deterministic: the same commit, the same file
+    source = nbformat.read(ROOT / "homework3.ipynb", as_version=4)
+    # a last cell that says where this kernel's hw3 came from: the folder the export's own cells wrote
+    source.cells.append(nbformat.v4.new_code_cell("import hw3, os\nprint('hw3 from', os.path.basename("
+                                                  "os.path.dirname(os.path.dirname(hw3.__file__))))"))
+    copy = tmp_path / "source.ipynb"
+    nbformat.write(source, copy)
+    _export_env(monkeypatch, fake_root, md5_file, quick_results)
+    out = export_notebook(tmp_path / "dist" / "homework3.ipynb", notebook=copy)
     nb = nbformat.read(out, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1))  # its own run, every cell, in order
+    assert not [o for c in code for o in c.outputs if o.get("output_type") == "error"]
+    assert "hw3 from hw3_bundle_" in "".join(o.get("text", "") for o in code[-1].outputs)
     bundled = [i for i, c in enumerate(nb.cells) if TAG in c.metadata.get("tags", [])]
     assert bundled == list(range(bundled[0], bundled[0] + len(package_files()) + 2))  # one block, before 1.1
     first_question = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## 1.1" in c.source)
     assert bundled[-1] < first_question
-    code = [nb.cells[i] for i in bundled if nb.cells[i].cell_type == "code"]
     assert all(c.source.startswith("#@title") and c.metadata["cellView"] == "form"
-               and c.metadata["jupyter"]["source_hidden"] for c in code)  # collapsed in Colab and JupyterLab
-    # where the exported notebook runs, hw3 must not be importable before its own cells write it
-    nb.cells.insert(0, nbformat.v4.new_code_cell("import importlib.util\nassert importlib.util.find_spec('hw3') is None"))
-    nb.cells.insert(bundled[-1] + 2, _md5_cell(md5))
-    _quick_env(monkeypatch, root, tmp_path)
-    monkeypatch.delenv("PYTHONPATH", raising=False)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(empty)}})
-    client.execute()
-    _check_ran_in_quick_mode(nb, tmp_path)
-    written = [p for p in empty.iterdir()]
-    assert len(written) == 1 and written[0].name.startswith("hw3_bundle_")  # its own folder, nothing else
-    files = {p.relative_to(written[0]).as_posix(): p.read_text(encoding="utf-8") for p in written[0].rglob("*")
-             if p.is_file() and "__pycache__" not in p.parts}
-    assert files == package_files()  # every file, byte for byte
+               and c.metadata["jupyter"]["source_hidden"] for c in (nb.cells[i] for i in bundled) if c.cell_type == "code")
+    carried = package_files()
+    assert not {"hw3/cli.py", "hw3/export.py", "hw3/experiments.py", "hw3/bonus.py"} & set(carried)  # never run
+    assert "jupytext" not in nb.metadata
+
+
+def test_export_refuses_a_failing_notebook_and_an_unwritable_out(fake_root, md5_file, tmp_path, monkeypatch):
+    from hw3.export import ExportError, export_notebook
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"),
+                                          nbformat.v4.new_code_cell("raise ValueError('boom')")])
+    nbformat.write(bad, tmp_path / "bad.ipynb")
+    _export_env(monkeypatch, fake_root, md5_file, tmp_path / "results")
+    with pytest.raises(ExportError, match="a cell failed, nothing written") as e:
+        export_notebook(tmp_path / "out.ipynb", notebook=tmp_path / "bad.ipynb")
+    assert "boom" in str(e.value)
+    assert not (tmp_path / "out.ipynb").exists()
+    with pytest.raises(ExportError, match="must be a file path"):
+        export_notebook(tmp_path, notebook=tmp_path / "bad.ipynb", execute=False)
+    with pytest.raises(ExportError, match="cannot read the notebook"):
+        export_notebook(tmp_path / "x.ipynb", notebook=tmp_path / "missing.ipynb", execute=False)
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(ExportError, match="cannot write"):
+            export_notebook(locked / "x.ipynb", notebook=tmp_path / "bad.ipynb", execute=False)
