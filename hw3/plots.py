@@ -1,4 +1,4 @@
-"""Figures and tables: sample grids, learning curves, summary tables, confusion matrix, mistakes, class shift."""
+"""Figures: sample grids and learning curves."""
 from __future__ import annotations
 
 import math
@@ -187,10 +187,10 @@ def _clipped(ax: plt.Axes, out: list[tuple[dict, str, str]], xs_ys) -> None:
     for r, name, color in out:
         for x, y, style in xs_ys(r):
             ax.plot(x, y, style, color=color, lw=1.3, ms=4, clip_on=True)
-        ax.annotate(f"{name}: above this axis (own panel)", (0.99, 0.985), xycoords="axes fraction", ha="right", va="top",
-                    color=color, fontsize=FONT["tick"], bbox=dict(boxstyle="round", fc="white", ec=color, alpha=0.9))
     ax.set_ylim(lo, hi)
-    ax.plot([0, 0.02], [1, 1], transform=ax.transAxes, color="k", lw=3, clip_on=False)  # a marked break at the top
+    names = ", ".join(name for _, name, _ in out)
+    ax.set_title(f"{ax.get_title()}\n({names}: clipped at the top of this axis, whole in its own panel)",
+                 fontsize=FONT["title"])
 
 
 def _collapse_fact(r: dict, smooth_steps: int) -> str:
@@ -230,14 +230,14 @@ def _draw_learning_curves(results: list[dict], axes: list[plt.Axes], labels: lis
     ax_ep.set_xlim(-0.4, n_epochs + 0.4)
     ax_ep.set_xticks(_epoch_ticks(n_epochs))
     _log_axis(ax_ep)
+    _style(ax_ep, "Loss against epochs\n(training: mean over each epoch; validation: after each epoch)",
+           "epoch (0: before training)", "cross-entropy loss (log scale)")
     if out:  # the set-apart runs on the same axes too, clipped, so that all runs share one plot
         _clipped(ax_steps, out, lambda r: [(np.arange(1, len(r["history"]["step_loss"]) + 1),
                                              _smooth(_nan_array(r["history"]["step_loss"]), smooth_steps), "-"),
                                             (np.array(r["history"]["epoch"]) * spe, _nan_array(r["history"]["val_loss"]), "--o")])
         _clipped(ax_ep, out, lambda r: [(r["history"]["epoch"], _nan_array(r["history"]["train_loss"]), "-"),
                                          (r["history"]["epoch"], _nan_array(r["history"]["val_loss"]), "--o")])
-    _style(ax_ep, "Loss against epochs\n(training: mean over each epoch; validation: after each epoch)",
-           "epoch (0: before training)", "cross-entropy loss (log scale)")
     if len(axes) > 2:
         ax_err = axes[2]
         for r, _, color in runs:
@@ -246,7 +246,7 @@ def _draw_learning_curves(results: list[dict], axes: list[plt.Axes], labels: lis
         ax_err.set_xlim(-0.4, n_epochs + 0.4)
         ax_err.set_xticks(_epoch_ticks(n_epochs))
         _log_axis(ax_err)
-        note = "; all runs, the set-apart one too)" if out else ")"
+        note = f"; every run, {', '.join(n for _, n, _ in out)} included)" if out else ")"
         _style(ax_err, f"Validation error after each epoch\n(100% - accuracy{note}", "epoch (0: before training)",
                "validation error, % (log scale)")
     if len(axes) > 3:
