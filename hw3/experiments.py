@@ -3,7 +3,6 @@ experiment groups of the command line. The notebook defines the same functions i
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 
 import torch
@@ -92,11 +91,6 @@ def permutation_twins(steps: int = 300, seed: int = 0, batch_size: int = 64) -> 
 
 MLP_SEEDS, CNN_SEEDS, ABLATION_SEEDS = (0, 1, 2), (0, 1), (0, 1)  # as in the notebook: a CNN run costs ~7 MLP runs
 GROUPS = ("mlp", "cnn", "permuted", "bonus", "ablation")
-
-
-def quick() -> bool:
-    """True when HW3_QUICK=1: tiny runs that preview every cell in minutes (the tests use it)."""
-    return os.environ.get("HW3_QUICK") == "1"
 
 
 def run_group(name: str, device=None, progress: bool = True, force: bool = False, seeds: dict | None = None,
