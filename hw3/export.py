@@ -64,9 +64,8 @@ def bundle_cells(files: dict[str, str]) -> list:
     folder = f"hw3_bundle_{digest}"
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
-        f"The collapsed cells below write the package `hw3/` ({len(files)} files) into `{folder}/` and put it "
-        "on the import path: the plumbing the notebook imports (KMNIST download and md5 check, results cache, "
-        "plots, tables, progress bars). Every graded implementation is defined in a code cell at its question.")
+        f"These collapsed cells write the plumbing package `hw3/` ({len(files)} files: download, cache, plots, "
+        f"tables) into `{folder}/`. The graded code is in the cells at each question.")
     setup = nbformat.v4.new_code_cell(
         "#@title Put the package next to this notebook on the import path (runs first)\n"
         "import os, sys\n"
