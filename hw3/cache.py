@@ -167,9 +167,9 @@ def cached_models(fn: Callable, build: Callable, *, results: str | os.PathLike |
     """The trained models of fn(**config) (built by `build()`, weights loaded), trained first if they are missing."""
     path = result_path(fn, config, results)
     for force in (False, True):  # a result without weights (or with broken ones) is computed again
-        result = cached(fn, results=results, force=force, device=device, progress=False, **config)
+        cached(fn, results=results, force=force, device=device, progress=False, **config)
         models = load_weights(path, build, device)
-        if models is not None and result is not None:
+        if models is not None:
             return models
     raise RuntimeError(f"the weights of {path.name} could not be saved and loaded back")
 

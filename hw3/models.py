@@ -43,9 +43,6 @@ class CNN(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-MODELS = {"mlp": MLP, "cnn": CNN}
-
-
 def prepare_model(model: nn.Module, device: torch.device | str) -> nn.Module:
     """Move a model to the device; channels_last on the CPU, where it makes oneDNN's convolutions faster."""
     device = torch.device(device)
