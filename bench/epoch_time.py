@@ -25,8 +25,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing hw3
 import hw3  # noqa: E402
 from hw3.data import kmnist_splits, make_loaders, standard_loaders  # noqa: E402
-from hw3.device import describe, pick_device  # noqa: E402
-from hw3.models import CNN, MLP, prepare_model  # noqa: E402
+from hw3.device import describe, pick_device, prepare_model  # noqa: E402
+from hw3.models import CNN, MLP  # noqa: E402
 from hw3.train import OPTIMIZERS  # noqa: E402
 
 

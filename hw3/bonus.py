@@ -17,8 +17,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
 from .data import kmnist_splits, make_loaders
-from .device import describe
-from .models import count_parameters, prepare_model
+from .device import describe, prepare_model
+from .models import count_parameters
 from .progress import progress_bar
 from .train import evaluate
 
@@ -163,19 +163,19 @@ def train_bonus(cfg: BonusConfig, loaders: dict, background: float, device: torc
 
 def run_bonus(config: BonusConfig, test: bool = False, device: torch.device | str = "cpu",
               progress: bool = True) -> tuple[dict, list[nn.Module]]:
-    """Train one bonus configuration and evaluate it on validation, with and without test-time augmentation (TTA);
-    the test split only when `test`, with TTA only if it helped on validation."""
+    """Train one bonus configuration and evaluate it on validation; with `test` (the final model), also with
+    test-time augmentation (TTA) on validation, then the test split, with TTA only if it helped on validation."""
     splits = kmnist_splits(train_subset=config.train_subset)
     loaders = make_loaders(splits, config.batch_size, device, seed=config.seed)
     background = (0.0 - splits.preprocess.mean) / splits.preprocess.std  # a blank pixel after normalisation
     t0 = time.perf_counter()
     model, history = train_bonus(config, loaders, background, device, progress)
     train_time = time.perf_counter() - t0
-    tta = ShiftTTA(model, background)
-    final = {"train_eval_acc": evaluate(model, loaders["train_eval"])[1], "val_acc": evaluate(model, loaders["val"])[1],
-             "val_acc_tta": evaluate(tta, loaders["val"])[1]}
-    final["use_tta"] = final["val_acc_tta"] > final["val_acc"]  # decided on validation, before any test
+    final = {"train_eval_acc": evaluate(model, loaders["train_eval"])[1], "val_acc": evaluate(model, loaders["val"])[1]}
     if test:
+        tta = ShiftTTA(model, background)
+        final["val_acc_tta"] = evaluate(tta, loaders["val"])[1]
+        final["use_tta"] = final["val_acc_tta"] > final["val_acc"]  # decided on validation, before any test
         final["test_loss"], final["test_acc"] = evaluate(tta if final["use_tta"] else model, loaders["test"])
     return {"config": dataclasses.asdict(config), "history": history, "final": final, "wall_time_s": train_time,
             "n_params": count_parameters(model), "device": describe(torch.device(device))}, [model]

@@ -5,8 +5,9 @@ code that computes it: `fn` and every function, class and constant of the notebo
 it reaches by name, transitively (`closure_digest`). So an edit of the model, the loop, the data
 preparation or the driver gives a new key and a new training run, whether the code is defined in a
 notebook cell or in the package (identical definitions hash identically); a change of comments or
-formatting does not. Plumbing that cannot change a result (this module, plots, progress bars, device
-names) is not hashed, nor are the arguments `device` and `progress`: a CPU result is reused on a GPU.
+formatting does not. Plumbing that cannot change a result (this module, plots, progress bars, the
+device, KMNIST's files, whose md5s are part of the key) is not hashed, nor are the arguments `device`
+and `progress`: a CPU result is reused on a GPU.
 
 Writes are atomic (a temporary file, then a rename), so an interrupted run leaves nothing behind and
 a reader never sees half a result. JSON has no NaN or infinity: they are stored as null.
@@ -28,9 +29,9 @@ from typing import TextIO
 
 import torch
 
-from . import data
+from . import kmnist
 
-RESULTS_DIR = data.PROJECT_ROOT / "results"
+RESULTS_DIR = kmnist.PROJECT_ROOT / "results"
 
 
 def _source(obj) -> str:
@@ -60,7 +61,7 @@ def _source(obj) -> str:
     return repr(obj)
 
 
-PLUMBING = ("hw3.cache", "hw3.plots", "hw3.progress", "hw3.device", "hw3.export", "hw3.cli")  # never hashed
+PLUMBING = ("hw3.cache", "hw3.plots", "hw3.progress", "hw3.device", "hw3.kmnist", "hw3.export", "hw3.cli")  # never hashed
 RUNTIME = ("device", "progress")  # arguments that cannot change a result: not part of its key
 _CONSTANTS = (int, float, str, bool, tuple, list, dict, frozenset, type(None))
 
@@ -135,7 +136,7 @@ def _config_json(config: dict) -> str:
 def result_path(fn: Callable, config: dict, results: str | os.PathLike | None = None) -> Path:
     """Where the result of fn(**config) is kept: <results>/<fn name>-<readable values>-<digest>.json."""
     config = {k: v for k, v in config.items() if k not in RUNTIME}
-    digest = hashlib.sha1(json.dumps([_config_json(config), data.RAW_MD5,
+    digest = hashlib.sha1(json.dumps([_config_json(config), kmnist.RAW_MD5,
                                       closure_digest(fn, *[v for v in config.values() if inspect.isclass(v)])]
                                      ).encode()).hexdigest()
     readable = "-".join(v.__name__ if inspect.isclass(v) else str(v) for _, v in sorted(config.items())
@@ -239,7 +240,7 @@ def load_weights(path: Path, build: Callable, device) -> list | None:
     """The models made by `build()` with the weights saved beside a result, or None when missing or not fitting."""
     import pickle
 
-    from .models import prepare_model
+    from .device import prepare_model
     try:
         states = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
         models = []

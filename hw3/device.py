@@ -1,7 +1,8 @@
-"""Pick the fastest available device: CUDA, then Apple's MPS, then the CPU."""
+"""The device: pick the fastest available one (CUDA, then Apple's MPS, then the CPU) and put a model on it."""
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -13,6 +14,13 @@ def pick_device(name: str | None = None) -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def prepare_model(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """Move a model to the device; channels_last on the CPU, where it makes oneDNN's convolutions faster."""
+    device = torch.device(device)
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
 
 
 def describe(device: torch.device) -> str:

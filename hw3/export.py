@@ -30,11 +30,16 @@ class ExportError(RuntimeError):
 
 
 def _imports_of(path: Path) -> set[str]:
-    """The hw3 modules a module of the package imports (at the top or inside a function)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    """The hw3 modules a module of the package imports (at the top or inside a function; not for type checkers only)."""
+    found, todo = set(), [ast.parse(path.read_text(encoding="utf-8"))]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            todo += node.orelse  # `if TYPE_CHECKING:` never runs
+            continue
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        todo += ast.iter_child_nodes(node)
     return found
 
 

@@ -43,13 +43,6 @@ class CNN(nn.Module):
         return self.classifier(self.features(x).flatten(1))
 
 
-def prepare_model(model: nn.Module, device: torch.device | str) -> nn.Module:
-    """Move a model to the device; channels_last on the CPU, where it makes oneDNN's convolutions faster."""
-    device = torch.device(device)
-    model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if device.type == "cpu" else model
-
-
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable parameters of a model."""
     if not isinstance(model, nn.Module):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
@@ -9,7 +10,10 @@ from matplotlib.ticker import LogLocator
 import numpy as np
 import torch
 
-from .data import CLASSES, KMNISTSplits
+from .kmnist import CLASSES
+
+if TYPE_CHECKING:  # for annotations only: the figures do not import the data pipeline
+    from .data import KMNISTSplits
 
 try:  # a Japanese font (IPAex Gothic) so that the hiragana class names render
     import matplotlib_fontja  # noqa: F401

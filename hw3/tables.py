@@ -103,7 +103,8 @@ def compare_table(a: list[dict], b: list[dict], name_a: str, name_b: str) -> Tab
 
 
 def bonus_table(named: list[tuple[str, dict]]) -> Table:
-    """One row per name (grouped over seeds): validation accuracy with and without TTA, training and test accuracy."""
+    """One row per name (grouped over seeds): validation accuracy with and without TTA, training and test accuracy
+    (a column that no row measured is left out)."""
     groups: dict[str, list[dict]] = {}
     for name, r in named:
         groups.setdefault(name, []).append(r)
@@ -115,5 +116,7 @@ def bonus_table(named: list[tuple[str, dict]]) -> Table:
             for name, runs in groups.items()]
     cols = ["model", "seeds", "val acc", "val acc with TTA", "train acc (no augmentation)", "test acc",
             "training time", "parameters"]
+    keep = [i for i in range(len(cols)) if any(row[i] != "-" for row in rows)]  # no column measured for no row
+    cols, rows = [cols[i] for i in keep], [[row[i] for i in keep] for row in rows]
     return Table(cols, rows, "In %, mean ± standard deviation over the seeds; '-': not measured; time: training, per run, "
                              f"{_devices([r for _, r in named])}.")

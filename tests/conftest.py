@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import hw3.data
+import hw3.kmnist
 
 N_TRAIN, N_TEST = 11_000, 1_000  # 10,000 validation images as in the homework, 1,000 left to train on
 
@@ -39,7 +39,7 @@ def make_fake_root(root: Path) -> dict[str, str]:
         images, labels = synthetic_kmnist(n, seed)
         write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
-    return {name: hashlib.md5((raw / name).read_bytes()).hexdigest() for name in hw3.data.RAW_MD5}
+    return {name: hashlib.md5((raw / name).read_bytes()).hexdigest() for name in hw3.kmnist.RAW_MD5}
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +53,7 @@ def fake_root(fake_md5, monkeypatch, tmp_path):
     """A synthetic data root, with hw3's md5 table pointed at its files and $HW3_DATA_DIR at the root, and
     $HW3_RESULTS_DIR at a fresh folder, for the test's duration."""
     root, md5 = fake_md5
-    monkeypatch.setattr(hw3.data, "RAW_MD5", md5)
+    monkeypatch.setattr(hw3.kmnist, "RAW_MD5", md5)
     monkeypatch.setenv("HW3_DATA_DIR", str(root))
     monkeypatch.setenv("HW3_RESULTS_DIR", str(tmp_path / "results"))
     return root
@@ -76,7 +76,7 @@ def md5_file(fake_md5, tmp_path):
 def find_real_kmnist():
     """A folder with the real KMNIST (md5-checked later), or None."""
     import os
-    candidates = [os.environ.get("HW3_DATA_DIR"), hw3.data.DEFAULT_DATA_DIR, hw3.data.PROJECT_ROOT.parent / "shared" / "kmnist"]
+    candidates = [os.environ.get("HW3_DATA_DIR"), hw3.kmnist.DEFAULT_DATA_DIR, hw3.kmnist.PROJECT_ROOT.parent / "shared" / "kmnist"]
     for c in candidates:
         if c and (Path(c) / "KMNIST" / "raw" / "train-images-idx3-ubyte").exists():
             return Path(c)

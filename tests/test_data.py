@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import hw3.data as data
+import hw3.kmnist as kmnist
 from conftest import N_TEST, N_TRAIN, find_real_kmnist
 
 
@@ -38,10 +39,10 @@ def test_bad_split_size():
 
 def test_data_dir_resolution(monkeypatch, tmp_path):
     monkeypatch.delenv("HW3_DATA_DIR", raising=False)
-    assert data.resolve_data_dir() == data.DEFAULT_DATA_DIR.resolve()
+    assert kmnist.resolve_data_dir() == kmnist.DEFAULT_DATA_DIR.resolve()
     monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path))
-    assert data.resolve_data_dir() == tmp_path.resolve()
-    assert data.resolve_data_dir(tmp_path / "x") == (tmp_path / "x").resolve()
+    assert kmnist.resolve_data_dir() == tmp_path.resolve()
+    assert kmnist.resolve_data_dir(tmp_path / "x") == (tmp_path / "x").resolve()
 
 
 def test_transform_dtype_shape_range_and_train_only_statistics(fake_root):
@@ -124,20 +125,20 @@ def test_training_dataloader_reshuffles_each_epoch_reproducibly(fake_root):
 
 
 def test_missing_files_without_download_give_one_clear_error(tmp_path):
-    with pytest.raises(data.DataUnavailableError) as e:
-        data.ensure_kmnist(tmp_path, download=False)
+    with pytest.raises(kmnist.DataUnavailableError) as e:
+        kmnist.ensure_kmnist(tmp_path, download=False)
     msg = str(e.value)
-    for name, md5 in data.RAW_MD5.items():
+    for name, md5 in kmnist.RAW_MD5.items():
         assert name in msg and md5 in msg
     assert str(tmp_path / "KMNIST" / "raw") in msg and "download disabled" in msg
 
 
 def test_failing_download_retries_then_explains(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(data.datasets.KMNIST, "mirrors", ["http://127.0.0.1:9/"])  # closed local port: no network
-    monkeypatch.setattr(data.time, "sleep", lambda s: calls.append(s))
-    with pytest.raises(data.DataUnavailableError, match="download failed 3 times") as e:
-        data.ensure_kmnist(tmp_path, download=True)
+    monkeypatch.setattr(kmnist.datasets.KMNIST, "mirrors", ["http://127.0.0.1:9/"])  # closed local port: no network
+    monkeypatch.setattr(kmnist.time, "sleep", lambda s: calls.append(s))
+    with pytest.raises(kmnist.DataUnavailableError, match="download failed 3 times") as e:
+        kmnist.ensure_kmnist(tmp_path, download=True)
     assert calls == [2, 4]
     assert "t10k-labels-idx1-ubyte.gz" in str(e.value)
     assert not any(p.suffix == ".gz" for p in (tmp_path / "KMNIST" / "raw").glob("*"))  # no partial file left
@@ -145,18 +146,18 @@ def test_failing_download_retries_then_explains(tmp_path, monkeypatch):
 
 def test_corrupted_file_detected_and_set_aside(fake_md5, tmp_path, monkeypatch):
     src, md5 = fake_md5
-    monkeypatch.setattr(data, "RAW_MD5", md5)
+    monkeypatch.setattr(kmnist, "RAW_MD5", md5)
     shutil.copytree(src, tmp_path, dirs_exist_ok=True)
-    data.ensure_kmnist(tmp_path, download=False)  # verified once: the md5 is remembered for this file version...
+    kmnist.ensure_kmnist(tmp_path, download=False)  # verified once: the md5 is remembered for this file version...
     f = tmp_path / "KMNIST" / "raw" / "train-labels-idx1-ubyte"
     blob = bytearray(f.read_bytes())  # ...and the same-size overwrite below must still be caught
     blob[100] ^= 0xFF
     f.write_bytes(bytes(blob))
-    with pytest.raises(data.DataUnavailableError, match="train-labels-idx1-ubyte.*corrupt"):
-        data.ensure_kmnist(tmp_path, download=False)
+    with pytest.raises(kmnist.DataUnavailableError, match="train-labels-idx1-ubyte.*corrupt"):
+        kmnist.ensure_kmnist(tmp_path, download=False)
     assert not f.exists() and f.with_name(f.name + ".corrupt").exists()  # never read as valid again
-    with pytest.raises(data.DataUnavailableError, match="missing"):
-        data.ensure_kmnist(tmp_path, download=False)
+    with pytest.raises(kmnist.DataUnavailableError, match="missing"):
+        kmnist.ensure_kmnist(tmp_path, download=False)
 
 
 def test_truncated_file_is_caught(fake_md5, tmp_path, monkeypatch):
@@ -166,7 +167,7 @@ def test_truncated_file_is_caught(fake_md5, tmp_path, monkeypatch):
     f.write_bytes(f.read_bytes()[:5000])
     import hashlib
     # even if a manifest vouched for the truncated file, the IDX parser refuses it
-    monkeypatch.setattr(data, "RAW_MD5", {**md5, f.name: hashlib.md5(f.read_bytes()).hexdigest()})
+    monkeypatch.setattr(kmnist, "RAW_MD5", {**md5, f.name: hashlib.md5(f.read_bytes()).hexdigest()})
     with pytest.raises((AssertionError, RuntimeError, ValueError)):
         data.load_kmnist(tmp_path)
 
@@ -176,10 +177,23 @@ REAL = find_real_kmnist()
 
 @pytest.mark.skipif(REAL is None, reason="real KMNIST not found (set HW3_DATA_DIR to a folder holding KMNIST/raw/)")
 def test_real_kmnist_counts_and_md5():
-    assert not data._bad_files(REAL / "KMNIST" / "raw")  # official md5s
+    assert not kmnist._bad_files(REAL / "KMNIST" / "raw")  # official md5s
     raw = data.load_kmnist(REAL)
     assert raw["train_images"].shape == (60_000, 28, 28) and raw["test_images"].shape == (10_000, 28, 28)
     assert torch.bincount(raw["train_labels"]).tolist() == [6000] * 10
     assert torch.bincount(raw["test_labels"]).tolist() == [1000] * 10
     s = data.kmnist_splits(data_dir=REAL)
     assert [len(s.labels[k]) for k in ("train", "val", "test")] == [50_000, 10_000, 10_000]
+
+
+def test_tensors_gathers_a_batch_of_rows_and_rejects_unequal_lengths():
+    x, y = torch.randn(10, 1, 4, 4), torch.arange(10)
+    ds = data.Tensors(x, y)
+    index = torch.tensor([3, 0, 7])
+    assert len(ds) == 10
+    xb, yb = ds[index]
+    assert torch.equal(xb, x[index]) and torch.equal(yb, y[index])
+    with pytest.raises(ValueError, match=r"equal length, got lengths \[10, 9\]"):
+        data.Tensors(x, y[:9])
+    with pytest.raises(ValueError, match="equal length"):
+        data.Tensors()

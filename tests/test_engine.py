@@ -196,3 +196,14 @@ def test_cli_runs_on_synthetic_data(fake_md5, md5_file, tmp_path):
                         "--results", str(tmp_path / "r"), "--no-progress"], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr
     assert "CNN permuted SGD-Nesterov" in p.stdout and len(list((tmp_path / "r").glob("*.json"))) == 5
+
+
+def test_bonus_table_leaves_out_the_columns_no_row_measured():
+    run = lambda final: {"final": final, "wall_time_s": 3.0, "n_params": 10}  # noqa: E731
+    val_only = {"val_acc": 0.9, "train_eval_acc": 0.95}
+    t = tables.bonus_table([("a", run(val_only)), ("a", run(val_only))])
+    assert t.columns == ["model", "seeds", "val acc", "train acc (no augmentation)", "training time", "parameters"]
+    assert t.rows == [["a", "2", "90.00 ± 0.00", "95.00 ± 0.00", "3 s", "10"]]
+    tested = run({**val_only, "val_acc_tta": 0.91, "test_acc": 0.8})
+    t = tables.bonus_table([("a", run(val_only)), ("b", tested)])
+    assert "val acc with TTA" in t.columns and "test acc" in t.columns and t.rows[0][3] == "-"

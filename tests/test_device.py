@@ -1,0 +1,21 @@
+"""Device plumbing: the choice, and the CPU preparation of a model (channels_last) changing no output."""
+import torch
+
+from hw3.device import describe, pick_device, prepare_model
+from hw3.models import CNN
+
+
+def test_pick_device_honours_a_name_and_otherwise_picks_an_available_one():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device().type in ("cuda", "mps", "cpu")
+    assert describe(torch.device("cpu")).startswith("cpu (")
+
+
+def test_prepare_model_on_the_cpu_uses_channels_last_and_computes_the_same_outputs():
+    torch.manual_seed(0)
+    plain = CNN()
+    prepared = prepare_model(CNN(), "cpu")
+    prepared.load_state_dict(plain.state_dict())
+    assert prepared.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(8, 1, 28, 28)
+    torch.testing.assert_close(prepared(x), plain(x), rtol=1e-5, atol=1e-5)
