@@ -22,7 +22,7 @@ CLASSES = [("o", "お"), ("ki", "き"), ("su", "す"), ("tsu", "つ"), ("na", "�
            ("ha", "は"), ("ma", "ま"), ("ya", "や"), ("re", "れ"), ("wo", "を")]
 
 # md5 of the decompressed IDX files that torchvision reads (the .gz md5s are torchvision's own,
-# checked by its downloader). Tests point this table at synthetic files.
+# checked by its downloader).
 RAW_MD5 = {
     "train-images-idx3-ubyte": "92be26ec9822e900ac425d0a0aa84ced",
     "train-labels-idx1-ubyte": "949e75301f8813e0dc5800dcc320fc52",
@@ -131,7 +131,7 @@ def ensure_kmnist(data_dir: str | os.PathLike | None = None, download: bool = Tr
 
 
 def _raw_md5_override() -> None:
-    """$HW3_RAW_MD5 names a JSON file of md5s for a copy other than the official files (the tests' synthetic KMNIST)."""
+    """$HW3_RAW_MD5 names a JSON file of md5s for a copy other than the official files (e.g. a small synthetic one)."""
     path = os.environ.get("HW3_RAW_MD5")
     if path:
         RAW_MD5.update(json.loads(Path(path).read_text()))
