@@ -43,11 +43,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-def raw_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """Where torchvision keeps the IDX files: <data_dir>/KMNIST/raw."""
-    return resolve_data_dir(data_dir) / "KMNIST" / "raw"
-
-
 def _missing_files_message(raw: Path, why: str) -> str:
     gz = dict(datasets.KMNIST.resources)
     rows = "\n".join(f"  {name}.gz  (md5 {gz[name + '.gz']}; decompressed md5 {md5})" for name, md5 in RAW_MD5.items())
