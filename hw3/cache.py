@@ -25,7 +25,7 @@ import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import IO
 
 import torch
 
@@ -180,13 +180,14 @@ def results_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(path or os.environ.get("HW3_RESULTS_DIR") or RESULTS_DIR)
 
 
-def write_atomic(path: Path, write: Callable[[TextIO], None]) -> None:
-    """Write a text file through `write(f)` into a temporary file in the same folder, then rename it:
-    readers never see half a file, and a failure leaves neither the target nor the temporary file."""
+def write_atomic(path: Path, write: Callable[[IO], None], binary: bool = False) -> None:
+    """Write a file through `write(f)` into a temporary file in the same folder, then rename it: readers
+    never see half a file, and a failure or an interrupt at any point (even inside `write`) leaves neither
+    the target nor the temporary file; an older target stays as it was. Text (UTF-8) unless `binary`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -230,10 +231,8 @@ def finite_or_none(obj):
 
 def save_weights(models: list, path: Path) -> None:
     """The models' weights beside a result (<key>.pt, on the CPU), written atomically like the JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.pt.tmp")
-    torch.save([{k: v.cpu() for k, v in m.state_dict().items()} for m in models], tmp)
-    os.replace(tmp, path.with_suffix(".pt"))
+    states = [{k: v.cpu() for k, v in m.state_dict().items()} for m in models]
+    write_atomic(path.with_suffix(".pt"), lambda f: torch.save(states, f), binary=True)
 
 
 def load_weights(path: Path, build: Callable, device) -> list | None:
@@ -243,6 +242,9 @@ def load_weights(path: Path, build: Callable, device) -> list | None:
     from .device import prepare_model
     try:
         states = torch.load(path.with_suffix(".pt"), map_location="cpu", weights_only=True)
+    except Exception:  # missing, truncated or garbage: torch raises anything from OSError to IndexError
+        return None
+    try:
         models = []
         for state in states:
             model = build()

@@ -1,9 +1,9 @@
-"""KMNIST for Part 2: loading, a reproducible stratified split, transforms and the DataLoaders.
+"""KMNIST for Part 2: loading, a seeded train/validation split, the transform and the DataLoaders.
 
 Two ways to batch the same samples:
-- `make_loaders` (what every model trains on): each split transformed once into tensors on the
-  training device (`Tensors`), and a DataLoader whose sampler (`Batches`) yields one index tensor per
-  batch: one `index_select` per batch, no per-sample Python.
+- `make_loaders` (what every model trains on): each split transformed once into a `TensorDataset` on
+  the training device, and a DataLoader whose `BatchSampler` hands over one list of indices per batch:
+  one indexing per batch, no per-sample Python.
 - `standard_loaders`: torchvision dataset + per-sample PIL transforms + DataLoader, the textbook route;
   the benchmark and the tests compare the two.
 """
@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset
+from torch.utils.data import (BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset, TensorDataset,
+                              random_split)
 from torchvision import datasets, transforms
 
 from .kmnist import ensure_kmnist, resolve_data_dir
@@ -27,24 +28,12 @@ def load_kmnist(data_dir: str | os.PathLike | None = None) -> dict[str, torch.Te
             "test_images": test.data, "test_labels": test.targets}
 
 
-def split_indices(labels: torch.Tensor, n_val: int = 10_000, seed: int = 411) -> tuple[torch.Tensor, torch.Tensor]:
-    """A stratified, seeded train/validation split of range(len(labels)): the same on every machine."""
-    n = len(labels)
+def split_indices(n: int, n_val: int = 10_000, seed: int = 411) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random train/validation split of range(n) by torch's `random_split`: the same on every machine."""
     if not 0 < n_val < n:
         raise ValueError(f"n_val must be between 1 and {n - 1} for {n} samples, got {n_val}")
-    g = torch.Generator().manual_seed(seed)  # CPU generator: identical streams on every machine
-    perm = torch.randperm(n, generator=g)
-    counts = torch.bincount(labels, minlength=int(labels.max()) + 1)
-    # validation quota per class proportional to its size; largest remainders absorb the rounding
-    exact = counts.double() * n_val / n
-    quota = exact.floor().long()
-    short = n_val - int(quota.sum())
-    quota[torch.argsort(exact - quota, descending=True, stable=True)[:short]] += 1
-    order = perm[torch.argsort(labels[perm], stable=True)]  # shuffled, then grouped by class
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.arange(n) - starts[labels[order]]
-    is_val = rank < quota[labels[order]]
-    return order[~is_val].sort().values, order[is_val].sort().values
+    train, val = random_split(range(n), [n - n_val, n_val], generator=torch.Generator().manual_seed(seed))
+    return torch.tensor(train.indices), torch.tensor(val.indices)
 
 
 class RandomPermutation:
@@ -66,9 +55,6 @@ class RandomPermutation:
         """Permute every image of a batch (N, ...) with the same permutation."""
         assert self.num_features == x[0].numel(), f"expected {self.num_features} pixels per image, got shape {tuple(x.shape)}"
         return x.reshape(len(x), -1)[:, self.reindex.to(x.device)].view(x.shape)
-
-    def __repr__(self) -> str:
-        return f"RandomPermutation(num_features={self.num_features})"
 
 
 @dataclass(frozen=True)
@@ -103,9 +89,11 @@ class KMNISTSplits:
 
 def kmnist_splits(permutation: RandomPermutation | None = None, train_subset: int | None = None,
                   data_dir: str | os.PathLike | None = None) -> KMNISTSplits:
-    """50,000 train / 10,000 validation (stratified, seeded) / 10,000 test images, and their transform."""
+    """50,000 train / 10,000 validation (a seeded split of the training file) / 10,000 test images, and their transform."""
     raw = load_kmnist(data_dir)
-    train_idx, val_idx = split_indices(raw["train_labels"])
+    train_idx, val_idx = split_indices(len(raw["train_labels"]))
+    if train_subset is not None and not 1 <= train_subset <= len(train_idx):
+        raise ValueError(f"train_subset must be None (all) or between 1 and {len(train_idx)}, got {train_subset!r}")
     train_idx = train_idx[:train_subset]  # every training image, unless a quick preview asks for fewer
     images = {"train": raw["train_images"][train_idx], "val": raw["train_images"][val_idx], "test": raw["test_images"]}
     labels = {"train": raw["train_labels"][train_idx], "val": raw["train_labels"][val_idx], "test": raw["test_labels"]}
@@ -113,53 +101,18 @@ def kmnist_splits(permutation: RandomPermutation | None = None, train_subset: in
     return KMNISTSplits(images, labels, Preprocess(float(pixels.mean()), float(pixels.std()), permutation))
 
 
-class Batches(Sampler):
-    """Index tensors, one per batch: a seeded permutation redrawn every epoch, or in order without a generator."""
-
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator | None = None):
-        if not (isinstance(batch_size, int) and batch_size > 0):
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.n, self.batch_size, self.generator = n, batch_size, generator
-
-    def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
-
-    def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator) if self.generator else torch.arange(self.n)
-        return iter(order.split(self.batch_size))
-
-
-class Tensors(Dataset):
-    """Equal-length tensors indexed one batch at a time: `dataset[index]` gathers the rows of a 1-D index tensor."""
-
-    def __init__(self, *tensors: torch.Tensor):
-        if not tensors or len({len(t) for t in tensors}) != 1:
-            raise ValueError(f"expected tensors of equal length, got lengths {[len(t) for t in tensors]}")
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return len(self.tensors[0])
-
-    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        # index_select copies whole rows, without the general machinery of advanced indexing x[index]
-        return tuple(t.index_select(0, index.to(t.device)) for t in self.tensors)
-
-
 def make_loaders(splits: KMNISTSplits, batch_size: int = 64, device: torch.device | str = "cpu", seed: int = 0,
                  eval_batch_size: int = 500) -> dict[str, DataLoader]:
-    """DataLoaders over each split transformed once into tensors on the device: train (reshuffled every epoch,
-    seeded), val, test, and train_eval (the training split in order, to evaluate the fit)."""
-    # evaluation batches of 500: on a CPU, larger ones were slower (fresh memory for each batch's activations)
-    sets = {name: Tensors(splits.preprocess.batch(splits.images[name], device), splits.labels[name].to(device))
+    """DataLoaders over each split transformed once into a TensorDataset on the device: train (reshuffled every
+    epoch, seeded), val, test, and train_eval (the training split in order, to evaluate the fit)."""
+    sets = {name: TensorDataset(splits.preprocess.batch(splits.images[name], device), splits.labels[name].to(device))
             for name in ("train", "val", "test")}
     shuffle = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on every device
-    batches = {"train": Batches(len(sets["train"]), batch_size, shuffle),
-               "val": Batches(len(sets["val"]), eval_batch_size),
-               "test": Batches(len(sets["test"]), eval_batch_size),
-               "train_eval": Batches(len(sets["train"]), eval_batch_size)}
-    # batch_size=None: the sampler's index tensor is the batch, fetched in one indexing, no per-sample collation
-    return {name: DataLoader(sets["train" if name == "train_eval" else name], sampler=b, batch_size=None)
-            for name, b in batches.items()}
+    samplers = {"train": BatchSampler(RandomSampler(sets["train"], generator=shuffle), batch_size, drop_last=False)}
+    for name in ("val", "test", "train_eval"):
+        samplers[name] = BatchSampler(SequentialSampler(sets[name.removesuffix("_eval")]), eval_batch_size, False)
+    # batch_size=None: each list of indices is one batch, gathered by one indexing (no per-sample collation)
+    return {name: DataLoader(sets[name.removesuffix("_eval")], sampler=s, batch_size=None) for name, s in samplers.items()}
 
 
 PERMUTATION_SEED = 2024  # the one pixel permutation of PermutedKMNIST (question 2.5)
@@ -170,7 +123,7 @@ def standard_loaders(data_dir: str | os.PathLike | None = None, batch_size: int 
     """The textbook route: torchvision datasets, per-sample transforms, DataLoader (train shuffled)."""
     raw = load_kmnist(data_dir)
     root = str(resolve_data_dir(data_dir))
-    tr, va = split_indices(raw["train_labels"])
+    tr, va = split_indices(len(raw["train_labels"]))
     pixels = raw["train_images"][tr].double() / 255.0
     tf = Preprocess(float(pixels.mean()), float(pixels.std()), permutation).per_sample()
     train_full = datasets.KMNIST(root, train=True, transform=tf)

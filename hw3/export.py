@@ -6,7 +6,8 @@ and a cell that puts it on the import path. The files go to a folder named after
 contents, so running the export anywhere never overwrites a different `hw3/`. The result is then
 executed top to bottom with nbclient, in an empty folder, with the project's results cache (a run
 whose code and data are unchanged is loaded, not retrained), and written only if no cell failed: the
-file handed in carries the outputs of its own execution, execution counts 1 to N.
+file handed in carries the outputs of its own execution, execution counts 1 to N, and no per-cell timing
+metadata: two exports of the same results differ only where a cell prints its own wall time.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from . import _LAZY
 from .cache import results_dir, write_atomic
 from .data import resolve_data_dir
 
@@ -43,6 +45,9 @@ def _imports_of(path: Path) -> set[str]:
     return found
 
 
+BUNDLE_INIT = '"""The notebook\'s plumbing: KMNIST\'s files, the results cache, figures, tables, progress bars, the device\nand Part 1\'s input checks. The graded code is defined in the notebook\'s cells, at each question."""\n'
+
+
 def package_files(notebook: Path | None = None) -> dict[str, str]:
     """The files of the package that the notebook imports, transitively: {path relative to the package's parent: text}."""
     import nbformat
@@ -51,15 +56,18 @@ def package_files(notebook: Path | None = None) -> dict[str, str]:
     for c in nb.cells:
         if c.cell_type == "code":
             todo |= set(re.findall(r"^\s*from hw3(?:\.(\w+))? import", c.source, re.M)) - {""}
-            todo |= {m for line in re.findall(r"^\s*from hw3 import (.+)$", c.source, re.M)
-                     for m in re.findall(r"\w+", line.split("#")[0])}
+            todo |= {_LAZY.get(m, m) for line in re.findall(r"^\s*from hw3 import (.+)$", c.source, re.M)
+                     for m in re.findall(r"\w+", line.split("#")[0])}  # a graded name: the module defining it
     needed: set[str] = set()
     while todo:
         module = todo.pop()
         if module not in needed and (PACKAGE / f"{module}.py").exists():
             needed.add(module)
             todo |= _imports_of(PACKAGE / f"{module}.py")
-    return {f"hw3/{m}.py": (PACKAGE / f"{m}.py").read_text(encoding="utf-8") for m in sorted(needed)}
+    files = {f"hw3/{m}.py": (PACKAGE / f"{m}.py").read_text(encoding="utf-8") for m in sorted(needed)}
+    # the bundle's package holds plumbing only: its __init__ names no graded module (those are the notebook's cells)
+    files["hw3/__init__.py"] = BUNDLE_INIT
+    return files
 
 
 def bundle_cells(files: dict[str, str]) -> list:
@@ -124,8 +132,8 @@ def run_all(nb, timeout: int = 3600) -> None:
     os.environ.update(env)
     try:
         with tempfile.TemporaryDirectory(prefix="hw3-export-") as folder:
-            client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                             resources={"metadata": {"path": folder}})
+            client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                                             resources={"metadata": {"path": folder}})  # no timestamps in cells
             client.execute()
     except nbclient.exceptions.CellExecutionError as e:
         raise ExportError(f"a cell failed, nothing written:\n{str(e)[-3000:]}") from None

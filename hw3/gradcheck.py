@@ -10,19 +10,15 @@ from .backprop import predict, stable_logistic_loss
 
 def numerical_gradient(X: np.ndarray, y: np.ndarray, W: Mapping, h: float = 1e-6) -> dict[str, np.ndarray]:
     """(L(w + h e_k) - L(w - h e_k)) / 2h for every weight w_k of the average stable loss."""
-    def loss(weights):
-        return stable_logistic_loss(y, predict(X, weights)[1])
-
-    grads = {}
-    for key in ("w_1", "w_2"):
-        g = np.zeros_like(np.asarray(W[key], dtype=float))
+    grads = {key: np.zeros(np.shape(value)) for key, value in W.items()}
+    for key, g in grads.items():
         for idx in np.ndindex(g.shape):
-            plus = {k: np.array(v, dtype=float) for k, v in W.items()}
-            minus = {k: np.array(v, dtype=float) for k, v in W.items()}
-            plus[key][idx] += h
-            minus[key][idx] -= h
-            g[idx] = (loss(plus) - loss(minus)) / (2 * h)
-        grads[key] = g
+            losses = []
+            for step in (h, -h):
+                w = {k: np.array(v, dtype=float) for k, v in W.items()}
+                w[key][idx] += step
+                losses.append(stable_logistic_loss(y, predict(X, w)[1]))
+            g[idx] = (losses[0] - losses[1]) / (2 * h)
     return grads
 
 

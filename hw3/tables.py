@@ -50,73 +50,57 @@ def group(results: list[dict], key=lambda r: r["label"]) -> dict[str, list[dict]
     return out
 
 
-def run_stats(r: dict) -> dict:
-    """From one run: validation accuracy after epoch 1, best and final; the epoch of the lowest validation loss
-    and how far the final loss lies above it (relative)."""
-    h = r["history"]
-    accs = _finite(h["val_acc"][1:])
-    losses = [(v, e) for v, e in zip(h["val_loss"], h["epoch"]) if v is not None and e > 0]
-    low, low_epoch = min(losses) if losses else (None, None)
-    final_loss = h["val_loss"][-1]
-    return {"epoch1": accs[0] if accs else None, "best": max(accs) if accs else None,
-            "final": accs[-1] if accs else None, "low_loss": low, "low_epoch": low_epoch,
-            "rise": final_loss / low - 1 if low and final_loss is not None else None}
-
-
 def runs_table(results: list[dict], key=lambda r: r["label"]) -> Table:
     """One row per configuration (grouped over seeds by `key`): accuracies in %, mean ± sd over the seeds."""
-    cols = ["run", "seeds", "val acc after epoch 1", "final val acc", "best val acc", "lowest val loss (epoch)",
-            "val loss rise, lowest to final (%)", "train acc (after training)", "test acc", "training time"]
-    rows = []
-    for name, runs in group(results, key).items():
-        stats = [run_stats(r) for r in runs]
-        epochs = sorted({s["low_epoch"] for s in stats if s["low_epoch"] is not None})
-        diverged = sum(bool(r["history"].get("diverged")) for r in runs)
-        rows.append([name + (f" ({diverged} diverged)" if diverged else ""), str(len(runs)),
-                     mean_sd([s["epoch1"] for s in stats]), mean_sd([s["final"] for s in stats]),
-                     mean_sd([s["best"] for s in stats]),
-                     f"{mean_sd([s['low_loss'] for s in stats], 1, 3)} ({'-'.join(map(str, epochs[:1] + epochs[-1:]))})"
-                     if epochs else "-",
-                     mean_sd([s["rise"] for s in stats], 100, 0),
-                     mean_sd([r["final"]["train_eval_acc"] for r in runs]), mean_sd([r["final"]["test_acc"] for r in runs]),
-                     f"{statistics.mean(r['wall_time_s'] for r in runs):.0f} s"])
-    return Table(cols, rows, "Accuracies in %, mean ± standard deviation over the seeds; the epoch of the "
-                             "lowest validation loss as the range over the seeds; time: training, per run, "
-                             f"{_devices(results)}.")
+    cols = ["run", "seeds", "val acc after epoch 1", "final val acc", "test acc", "train acc"]
+    rows = [[name, str(len(runs)), mean_sd([r["history"]["val_acc"][1] for r in runs]),
+             mean_sd([r["final"]["val_acc"] for r in runs]), mean_sd([r["final"]["test_acc"] for r in runs]),
+             mean_sd([r["final"]["train_eval_acc"] for r in runs])] for name, runs in group(results, key).items()]
+    return Table(cols, rows, "Accuracies in %, mean ± standard deviation over the seeds, after the last epoch "
+                             "(train acc: the training split in eval mode); " + _devices(results) + ", "
+                             + _times(results) + ".")
+
+
+def _times(results: list[dict]) -> str:
+    """The range of the runs' training times (evaluation included)."""
+    t = [r["wall_time_s"] for r in results]
+    return f"{min(t):.0f} to {max(t):.0f} s per run" if len(t) > 1 else f"{t[0]:.0f} s"
 
 
 def compare_table(a: list[dict], b: list[dict], name_a: str, name_b: str) -> Table:
-    """Per optimizer, the mean final validation and test accuracy of two models and the difference (in points)."""
+    """Per optimizer that both sets ran, the final validation and test accuracy of the two models (mean ± sd, %)."""
     ga, gb = group(a), group(b)
-    mean = lambda runs, k: statistics.mean(r["final"][k] for r in runs) * 100
-    rows = []
-    for label in ga:
-        if label in gb:
-            cells = []
-            for k in ("val_acc", "test_acc"):
-                x, y = mean(ga[label], k), mean(gb[label], k)
-                cells += [f"{x:.1f}", f"{y:.1f}", f"{y - x:+.1f}"]
-            rows.append([label] + cells)
-    cols = ["optimizer", f"{name_a} val acc", f"{name_b} val acc", "difference", f"{name_a} test acc",
-            f"{name_b} test acc", "difference"]
-    return Table(cols, rows, "Means over the seeds, in %; differences in points.")
+    rows = [[label] + [mean_sd([r["final"][k] for r in runs]) for k in ("val_acc", "test_acc") for runs in (ga[label], gb[label])]
+            for label in ga if label in gb]
+    cols = ["optimizer", f"{name_a} val acc", f"{name_b} val acc", f"{name_a} test acc", f"{name_b} test acc"]
+    return Table(cols, rows, "In %, mean ± standard deviation over the seeds.")
 
 
-def bonus_table(named: list[tuple[str, dict]]) -> Table:
-    """One row per name (grouped over seeds): validation accuracy with and without TTA, training and test accuracy
-    (a column that no row measured is left out)."""
-    groups: dict[str, list[dict]] = {}
-    for name, r in named:
-        groups.setdefault(name, []).append(r)
+def selection_table(rows: list[tuple[str, list[dict], bool]], margin: float) -> Table:
+    """2.6's forward selection: each change tried on the recipe so far, its validation accuracy, its gain over the
+    recipe so far against the margin (the two seed spreads + `margin` points), and whether it was kept."""
+    out, best = [], None
+    for name, runs, kept in rows:
+        acc = [100 * r["final"]["val_acc"] for r in runs]
+        mean, sd = statistics.mean(acc), (statistics.stdev(acc) if len(acc) > 1 else 0.0)
+        verdict = "start"
+        if best is not None:
+            verdict = f"{'yes' if kept else 'no'}: {mean - best[0]:+.2f} {'>' if kept else '≤'} {sd + best[1] + margin:.2f}"
+        out.append([name, str(len(runs)), mean_sd([r["final"]["val_acc"] for r in runs], digits=2),
+                    mean_sd([r["final"]["train_eval_acc"] for r in runs], digits=2), verdict])
+        if best is None or kept:
+            best = (mean, sd)
+    return Table(["change tried on the recipe so far", "seeds", "val acc", "train acc", "kept: gain > margin"], out,
+                 "In %, mean ± standard deviation over the seeds; gain and margin in points; "
+                 f"{_devices([r for _, runs, _ in rows for r in runs])}, {_times([r for _, runs, _ in rows for r in runs])}.")
+
+
+def final_table(named: list[tuple[str, list[dict]]]) -> Table:
+    """One row per model: validation, test and training accuracy (mean ± sd over seeds, %) and its parameters."""
     rows = [[name, str(len(runs)), mean_sd([r["final"]["val_acc"] for r in runs], digits=2),
-             mean_sd([r["final"].get("val_acc_tta") for r in runs], digits=2),
-             mean_sd([r["final"]["train_eval_acc"] for r in runs], digits=2),
-             mean_sd([r["final"].get("test_acc") for r in runs], digits=2),
-             f"{statistics.mean(r['wall_time_s'] for r in runs):.0f} s", f"{runs[0]['n_params']:,}"]
-            for name, runs in groups.items()]
-    cols = ["model", "seeds", "val acc", "val acc with TTA", "train acc (no augmentation)", "test acc",
-            "training time", "parameters"]
-    keep = [i for i in range(len(cols)) if any(row[i] != "-" for row in rows)]  # no column measured for no row
-    cols, rows = [cols[i] for i in keep], [[row[i] for i in keep] for row in rows]
-    return Table(cols, rows, "In %, mean ± standard deviation over the seeds; '-': not measured; time: training, per run, "
-                             f"{_devices([r for _, r in named])}.")
+             mean_sd([r["final"]["test_acc"] for r in runs], digits=2),
+             mean_sd([r["final"]["train_eval_acc"] for r in runs], digits=2), f"{runs[0]['n_params']:,}"]
+            for name, runs in named]
+    runs = [r for _, rs in named for r in rs]
+    return Table(["model", "seeds", "val acc", "test acc", "train acc", "parameters"], rows,
+                 f"In %, mean ± standard deviation over the seeds; {_devices(runs)}, {_times(runs)}.")

@@ -1,8 +1,6 @@
 """The homework's training loop (questions 2.2 to 2.5): plain `train` and `evaluate`, every step's loss logged."""
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -40,44 +38,33 @@ def evaluate(model: nn.Module, loader: Iterable) -> tuple[float, float]:
 
 
 def train(model: nn.Module, loaders: Mapping[str, Iterable], optimizer: torch.optim.Optimizer, epochs: int,
-          progress: bool = True, desc: str = "") -> dict:
-    """Train for `epochs` on loaders['train'], validating on loaders['val'] before training and after each epoch.
-
-    Returns the history: the loss of every step, and per epoch the mean training loss, the validation loss
-    and accuracy, and the time. A non-finite loss stops the run and marks it diverged (what came before is kept).
-    """
+          progress: bool = True, desc: str = "", schedule=None, augment=None, label_smoothing: float = 0.0) -> dict:
+    """Train for `epochs`, validating before and after each; returns every step's loss and per epoch the mean training
+    loss, validation loss and accuracy (2.6 adds a `schedule`, `augment`ation and `label_smoothing`)."""
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    steps_per_epoch = len(loaders["train"])
     val_loss, val_acc = evaluate(model, loaders["val"])
-    hist = {"steps_per_epoch": steps_per_epoch, "step_loss": [], "epoch": [0], "train_loss": [None],
-            "val_loss": [val_loss], "val_acc": [val_acc], "epoch_time_s": [0.0], "diverged": False, "diverged_step": None}
-    bar = progress_bar(epochs * steps_per_epoch, desc, disable=not progress)
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
+    hist = {"steps_per_epoch": len(loaders["train"]), "step_loss": [], "train_loss": [None], "val_loss": [val_loss],
+            "val_acc": [val_acc]}
+    bar = progress_bar(epochs * len(loaders["train"]), desc, disable=not progress)
+    for _ in range(epochs):
         model.train()
         losses = []  # kept on the device: reading each loss back would stall every step
         for x, y in loaders["train"]:
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(model(augment(x) if augment else x), y, label_smoothing=label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             losses.append(loss.detach())
             bar.update()
-        epoch_losses = torch.stack(losses).float().cpu().tolist()
-        finite = [math.isfinite(v) for v in epoch_losses]
-        if not all(finite):  # keep the steps before the first non-finite loss, then stop
-            first_bad = finite.index(False)
-            hist["step_loss"] += epoch_losses[:first_bad]
-            hist["diverged"], hist["diverged_step"] = True, len(hist["step_loss"])
-            break
-        hist["step_loss"] += epoch_losses
+        epoch_losses = torch.stack(losses).float().cpu()
+        hist["step_loss"] += epoch_losses.tolist()
         val_loss, val_acc = evaluate(model, loaders["val"])
-        hist["epoch"].append(epoch)
-        hist["train_loss"].append(sum(epoch_losses) / steps_per_epoch)
+        hist["train_loss"].append(epoch_losses.mean().item())
         hist["val_loss"].append(val_loss)
         hist["val_acc"].append(val_acc)
-        hist["epoch_time_s"].append(time.perf_counter() - t0)
         bar.set_postfix(train_loss=f"{hist['train_loss'][-1]:.3f}", val_acc=f"{val_acc:.3f}", refresh=False)
     bar.close()
     return hist

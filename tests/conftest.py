@@ -81,3 +81,12 @@ def find_real_kmnist():
         if c and (Path(c) / "KMNIST" / "raw" / "train-images-idx3-ubyte").exists():
             return Path(c)
     return None
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly, at the end of every run, when the checks on the real KMNIST did not run (no data here)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "real KMNIST not found" in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep("=", f"{len(skipped)} test(s) on the real KMNIST NOT RUN", yellow=True, bold=True)
+        terminalreporter.write_line("real KMNIST not found: set HW3_DATA_DIR to a folder holding KMNIST/raw/ "
+                                    "to check the real files' md5s, counts and split sizes")

@@ -228,3 +228,83 @@ def test_no_loops_in_part1():
     loops = (ast.For, ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
     found = [(type(n).__name__, n.lineno) for n in ast.walk(tree) if isinstance(n, loops)]
     assert found == [], f"loops found in hw3/backprop.py: {found}"
+
+
+# ---- saturated hidden units: the derivative sigma(z) sigma(-z) keeps its relative precision --------
+
+def _log_sigmoid(z):
+    return -np.logaddexp(0.0, -z)  # log sigma(z) = -log(1 + e^-z), exact for any finite z
+
+
+def reference_gradient(X, y, W):
+    """The gradient from the chain rule with sigma'(z) = exp(log sigma(z) + log sigma(-z)): computed from
+    log-sigmoids, independently of hw3, and relatively exact where sigma'(z) is tiny (1 - sigma(z) is not)."""
+    z1 = X @ W["w_1"]
+    x1 = np.exp(_log_sigmoid(z1))
+    delta2 = (np.exp(_log_sigmoid((x1 @ W["w_2"])[:, 0])) - y) / X.shape[0]
+    delta1 = delta2[:, None] * W["w_2"].T * np.exp(_log_sigmoid(z1) + _log_sigmoid(-z1))
+    return {"w_1": X.T @ delta1, "w_2": x1.T @ delta2[:, None]}
+
+
+def test_gradient_of_saturated_hidden_units_is_relatively_exact():
+    # z1 from 17.5 to 72: 1 - sigma(z1) has lost 8 to all 16 digits (it is 0 exactly beyond 37), sigma(-z1) none.
+    # Every term of each sum has the same sign (X, w_2, delta2 > 0), so the sums add no cancellation either.
+    X = np.array([[1.0, 0.5], [2.0, 1.0], [0.5, 1.5]])
+    W = {"w_1": np.array([[20.0, 10.0, 30.0], [5.0, 25.0, 12.0]]), "w_2": np.array([[0.1], [0.2], [0.05]])}
+    y = np.zeros(3)
+    assert 17 <= (X @ W["w_1"]).min() and (X @ W["w_1"]).max() >= 60
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        g = gradient(X, y, W)
+    ref = reference_gradient(X, y, W)
+    assert (ref["w_1"] > 0).all() and ref["w_1"].max() < 1e-8  # tiny but not zero: a relative comparison
+    np.testing.assert_allclose(g["w_1"], ref["w_1"], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(g["w_2"], ref["w_2"], rtol=1e-12, atol=0)
+
+
+def test_reference_gradient_matches_finite_differences_where_they_are_accurate():
+    X, y, W = make(7)  # the reference itself is checked where nothing saturates
+    ref, n = reference_gradient(X, y, W), numerical_gradient(X, y, W)
+    for k in W:
+        np.testing.assert_allclose(ref[k], n[k], rtol=1e-6, atol=1e-9)
+
+
+# ---- logistic_loss takes every probability in [0, 1], the end points included --------------------
+
+@pytest.mark.parametrize("y_hat", [0.0, 1.0])
+@pytest.mark.parametrize("y", [0.0, 1.0])
+def test_logistic_loss_accepts_probabilities_zero_and_one(y, y_hat):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = logistic_loss(np.array([y, 1.0]), np.array([y_hat, 0.5]))  # eq. (3) literally: may be nan or inf
+    assert isinstance(value, float)
+    if y != y_hat:  # a sure wrong prediction: log(0) in the term that counts
+        assert value == np.inf
+
+
+@pytest.mark.parametrize("y_hat", [1 + 1e-12, -1e-12, np.nextafter(1.0, 2.0), np.nextafter(0.0, -1.0)])
+def test_logistic_loss_refuses_values_just_outside_zero_one(y_hat):
+    with pytest.raises(ValueError, match=r"y_hat must be probabilities in \[0, 1\]"):
+        logistic_loss(np.array([1.0, 0.0]), np.array([0.5, y_hat]))
+
+
+def test_logistic_loss_length_mismatch_names_y_hat():
+    with pytest.raises(ValueError, match="y_hat has 3 entries, y has 2"):
+        logistic_loss(np.zeros(2), np.full((3, 1), 0.5))
+
+
+def test_error_messages_name_the_argument_and_what_is_wrong_exactly():
+    def message(fn, *args):
+        with pytest.raises((ValueError, KeyError)) as e:
+            fn(*args)
+        return str(e.value) if isinstance(e.value, ValueError) else e.value.args[0]
+    assert message(logistic_loss, np.zeros(3), np.zeros((3, 2))) == \
+        "y_hat must be 1-D (B,) or (B, 1), numeric and finite; got shape (3, 2), dtype float64"
+    assert message(logistic_loss, np.zeros(2), ["a", "b"]) == \
+        "y_hat must be 1-D (B,) or (B, 1), numeric and finite; got shape (2,), dtype <U1"  # no NaN count
+    assert message(predict, X0[0], W0).startswith("X must be 2-D, numeric")
+    assert message(predict, X0, {"w_1": W0["w_1"][0], "w_2": W0["w_2"]}).startswith("W['w_1'] must be 2-D, numeric")
+    assert message(predict, X0, [W0]) == "W must be a dict with keys 'w_1' and 'w_2', got list"
+    assert message(gradient, X0[:3], np.zeros(4), W0).endswith(": X has 3 entries, y has 4, values other than 0 and 1: []")
+    y = np.array([0, 1, 2, 3, 4, 5, 6, 7, 1, 0, 2])
+    assert message(gradient, X0, y, W0).endswith("values other than 0 and 1: [2.0, 3.0, 4.0, 5.0, 6.0]")

@@ -1,83 +1,220 @@
-"""Bonus (2.6): augmentation, EMA, TTA, the network, the final design and its ablation (validation only)."""
+"""Bonus (2.6): the configuration, the network, the augmentation, one run, and the forward selection."""
 import dataclasses
+import math
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, TensorDataset
 
 import hw3.bonus as bonus
-from hw3.cache import cached, result_path
+import hw3.evidence as ev
+from hw3.cache import result_path
+from hw3.data import kmnist_splits, make_loaders
 from hw3.models import CNN, count_parameters
+from hw3.train import evaluate
 
-TINY = dict(epochs=1, train_subset=1000)
-
-
-def test_random_affine_keeps_shape_background_and_varies():
-    x = torch.full((6, 1, 28, 28), -0.5)
-    x[:, :, 10:18, 10:18] = 2.0
-    out = bonus.RandomAffine(background=-0.5, seed=0)(x)
-    assert out.shape == x.shape
-    torch.testing.assert_close(out[:, :, :3, :3], torch.full((6, 1, 3, 3), -0.5))  # corners stay background
-    assert not torch.allclose(out[0], out[1])  # a different warp per sample
-    still = bonus.RandomAffine(background=-0.5, seed=0, max_shift=0, max_deg=0, max_scale=0)(x)
-    torch.testing.assert_close(still, x, atol=1e-5, rtol=0)  # the identity warp changes nothing
+# ---------------------------------------------------------------------------------------------
+# configuration and network
 
 
-def test_ema_update_warms_up_then_caps():
-    avg, cur = torch.zeros(3), torch.ones(3)
-    first = bonus.ema_update(avg, cur, torch.tensor(0))  # decay 1/10: the average moves 90% of the way
-    torch.testing.assert_close(first, torch.full((3,), 0.9))
-    late = bonus.ema_update(avg, cur, torch.tensor(10**6))  # capped at 0.999
-    torch.testing.assert_close(late, torch.full((3,), 0.001))
+def test_default_config_is_the_homework_cnn_with_sgd_nesterov():
+    c = bonus.BonusConfig()
+    assert (c.convs_per_stage, c.batchnorm, c.schedule, c.lr, c.augment, c.label_smoothing, c.epochs, c.seed,
+            c.train_subset) == (1, False, "constant", 0.01, False, 0.0, 3, 0, None)
 
 
-def test_shift_tta_averages_five_views():
-    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
-    x = torch.randn(4, 1, 28, 28)
-    tta = bonus.ShiftTTA(model, background=0.0)
-    shifted = [torch.roll(x, s, d) for s, d in ((1, 3), (-1, 3), (1, 2), (-1, 2))]
-    for v, (s, d) in zip(shifted, ((1, 3), (-1, 3), (1, 2), (-1, 2))):  # what rolls in from the border is background
-        idx = 0 if s == 1 else -1
-        v.select(d, idx).zero_()
-    torch.testing.assert_close(tta(x), torch.stack([model(v) for v in [x] + shifted]).mean(0), atol=1e-5, rtol=1e-5)
+@pytest.mark.parametrize("bad", [dict(convs_per_stage=3), dict(convs_per_stage=0), dict(schedule="x"), dict(epochs=0),
+                                 dict(lr=0), dict(lr=-0.1), dict(label_smoothing=1.0), dict(label_smoothing=-0.1)])
+def test_bonus_config_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="BonusConfig needs convs_per_stage 1 or 2"):
+        bonus.BonusConfig(**bad)
 
 
-def test_the_ablation_starts_at_the_homework_cnn_and_adds_one_change_per_row_up_to_the_final_design():
-    rows = bonus.ablation_configs(epochs=3)
-    first = rows[0][1]
-    net = bonus.BonusNet(first.width, first.convs_per_stage, first.head, first.batchnorm)
-    assert str(net.features) == str(CNN().features) and count_parameters(net) == count_parameters(CNN())
+def test_default_bonus_net_is_the_homework_cnn_layer_for_layer():
+    net = bonus.BonusNet()
+    assert str(net.features) == str(CNN().features) and str(net.classifier) == str(CNN().classifier)
+    assert count_parameters(net) == count_parameters(CNN()) == 29_066
     torch.manual_seed(0)
-    a = bonus.BonusNet(16, 1, "flatten", False)
+    a = bonus.BonusNet()
     torch.manual_seed(0)
     b = CNN()
     x = torch.randn(2, 1, 28, 28)
     torch.testing.assert_close(a(x), b(x))  # the same network, the same initial weights from one seed
-    assert (first.lr, first.batch_size, first.schedule, first.augment, first.label_smoothing, first.ema) == \
-        (0.01, 64, "constant", False, 0.0, False)
-    for (_, a), (_, b) in zip(rows, rows[1:]):
-        changed = {k for k, v in dataclasses.asdict(b).items() if dataclasses.asdict(a)[k] != v}
-        assert changed and (len(changed) == 1 or changed == {"schedule", "lr"})  # a schedule sets its peak lr
-    assert dataclasses.replace(rows[-1][1], epochs=bonus.FINAL.epochs) == bonus.FINAL
 
 
-@pytest.mark.parametrize("bad", [dict(width=0), dict(head="avg"), dict(schedule="cosine"), dict(label_smoothing=1.0),
-                                 dict(lr=0), dict(epochs=True)])
-def test_bonus_config_rejects_bad_values(bad):
-    with pytest.raises(ValueError, match="BonusConfig"):
-        bonus.BonusConfig(**bad)
+def test_two_convs_per_stage_with_batchnorm_before_every_relu_and_bias_free_convs():
+    net = bonus.BonusNet(2, True)
+    layers = list(net.features)
+    convs = [m for m in layers if isinstance(m, nn.Conv2d)]
+    assert [(m.in_channels, m.out_channels) for m in convs] == [(1, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64)]
+    assert all(m.bias is None and m.kernel_size == (3, 3) and m.padding == (1, 1) for m in convs)
+    relus = [i for i, m in enumerate(layers) if isinstance(m, nn.ReLU)]
+    assert len(relus) == 6
+    for i in relus:  # conv -> BatchNorm (same channels) -> ReLU
+        assert isinstance(layers[i - 1], nn.BatchNorm2d) and isinstance(layers[i - 2], nn.Conv2d)
+        assert layers[i - 1].num_features == layers[i - 2].out_channels
+    assert [type(m) for m in layers].count(nn.MaxPool2d) == 3
+    assert net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    with_bias = bonus.BonusNet(2, False)
+    assert all(m.bias is not None for m in with_bias.features if isinstance(m, nn.Conv2d))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in with_bias.features)
+    assert count_parameters(with_bias) == 29_066 + (16 * 16 * 9 + 16) + (32 * 32 * 9 + 32) + (64 * 64 * 9 + 64)
 
 
-def test_validation_only_unless_tested_and_tta_chosen_on_validation(fake_root):
-    cfg = dataclasses.replace(bonus.FINAL, **TINY)
-    val_only = cached(bonus.run_bonus, config=cfg, progress=False)
-    assert not {"test_acc", "val_acc_tta", "use_tta"} & set(val_only["final"]) and 0 <= val_only["final"]["val_acc"] <= 1
-    tested = cached(bonus.run_bonus, config=cfg, test=True, progress=False)
-    assert 0 <= tested["final"]["test_acc"] <= 1
-    assert tested["final"]["use_tta"] == (tested["final"]["val_acc_tta"] > tested["final"]["val_acc"])
+# ---------------------------------------------------------------------------------------------
+# augmentation
+
+def test_random_affine_of_a_background_image_stays_background():
+    x = torch.full((16, 1, 28, 28), -0.5)  # a blank image, with a non-zero background value
+    out = bonus.RandomAffine(background=-0.5, seed=0)(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)  # nothing but background comes in from outside
+
+
+def test_random_affine_brings_in_background_from_outside_the_image():
+    x = torch.full((8, 1, 28, 28), 2.0)  # a full image: whatever comes from outside the image must be the background
+    out = bonus.RandomAffine(background=-0.5, seed=0, max_shift=28, max_deg=0, max_scale=0)(x)  # shifts up to 28 px
+    assert out.min() >= -0.5 - 1e-5 and out.max() <= 2.0 + 1e-5
+    background = (out + 0.5).abs() < 1e-5
+    assert background.float().mean() > 0.1  # much of the image shifted out: background, not zero, came in
+    assert not ((out.abs() < 1e-5) & ~background).float().mean() > 0.01
+
+
+def test_random_affine_moves_the_content_and_is_reproducible_per_seed():
+    x = torch.full((6, 1, 28, 28), -0.5)
+    x[:, :, 10:18, 10:18] = 2.0
+    out = bonus.RandomAffine(background=-0.5, seed=0)(x)
+    torch.testing.assert_close(out[:, :, :3, :3], torch.full((6, 1, 3, 3), -0.5))  # corners stay background
+    assert not torch.allclose(out[0], out[1]) and not torch.allclose(out, x)  # a different warp per sample
+    torch.testing.assert_close(bonus.RandomAffine(background=-0.5, seed=0)(x), out, rtol=0, atol=0)  # per seed
+    assert not torch.allclose(bonus.RandomAffine(background=-0.5, seed=1)(x), out)
+    aug = bonus.RandomAffine(background=-0.5, seed=0)
+    first, second = aug(x), aug(x)
+    assert torch.equal(first, out) and not torch.allclose(first, second)  # new warps at every call
+    still = bonus.RandomAffine(background=-0.5, seed=0, max_shift=0, max_deg=0, max_scale=0)(x)
+    torch.testing.assert_close(still, x, atol=1e-5, rtol=0)  # the identity warp changes nothing
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 5])
+def test_random_affine_shift_is_in_pixels(seed):
+    x = torch.full((1, 1, 28, 28), -0.5)
+    x[0, 0, 12, 12] = 2.0  # one bright pixel
+    out = bonus.RandomAffine(background=-0.5, seed=seed, max_shift=2, max_deg=0, max_scale=0)(x)
+    u = torch.rand(1, 4, generator=torch.Generator().manual_seed(seed)).mul(2).sub(1)  # the draw it makes
+    shift = 2 * u[0, 2:]  # up to max_shift = 2 pixels: x (columns), then y (rows); output(p) = input(p + shift)
+    assert divmod(int(out.flatten().argmax()), 28) == (round(12 - float(shift[1])), round(12 - float(shift[0])))
+
+
+# ---------------------------------------------------------------------------------------------
+# one run (on a 300-image validation split: evaluating 10,000 images each epoch would dominate the time)
+
+N_VAL = 300
+
+
+def _small_val(loaders: dict) -> dict:
+    ds = loaders["val"].dataset
+    small = TensorDataset(*(t[:N_VAL] for t in ds.tensors))
+    return {**loaders, "val": DataLoader(small, sampler=BatchSampler(SequentialSampler(small), 500, False), batch_size=None)}
+
+
+@pytest.fixture
+def small_val(fake_root, monkeypatch):
+    real = bonus.make_loaders
+    monkeypatch.setattr(bonus, "make_loaders", lambda *a, **kw: _small_val(real(*a, **kw)))
+
+def test_run_bonus_evaluates_the_test_split_only_when_asked(small_val, monkeypatch):
+    evaluated = []
+    real = bonus.evaluate
+
+    def spy(model, loader):  # the splits run_bonus evaluates after training, by their size
+        out = real(model, loader)
+        evaluated.append((len(loader.dataset), out))
+        return out
+
+    monkeypatch.setattr(bonus, "evaluate", spy)
+    cfg = bonus.BonusConfig(epochs=1, train_subset=64)
+    r, (model,) = bonus.run_bonus(cfg, progress=False)
+    assert set(r["final"]) == {"train_eval_acc", "val_acc"} and [n for n, _ in evaluated] == [64, N_VAL]
+    assert r["config"] == dataclasses.asdict(cfg) and r["n_params"] == 29_066 and len(r["history"]["val_acc"]) == 2
+    evaluated.clear()
+    r, (model,) = bonus.run_bonus(cfg, test=True, progress=False)
+    assert [n for n, _ in evaluated] == [64, N_VAL, 1_000] and set(r["final"]) == {"train_eval_acc", "val_acc", "test_acc"}
+    loaders = _small_val(make_loaders(kmnist_splits(train_subset=64), 64, seed=cfg.seed))
+    assert r["final"]["test_acc"] == evaluated[2][1][1] == evaluate(model, loaders["test"])[1]  # the returned model's
+    assert r["final"]["val_acc"] == evaluate(model, loaders["val"])[1] == r["history"]["val_acc"][-1]
     assert result_path(bonus.run_bonus, dict(config=cfg)) != result_path(bonus.run_bonus, dict(config=cfg, test=True))
 
 
-def test_bonus_learns(fake_root):
-    r, _ = bonus.run_bonus(dataclasses.replace(bonus.FINAL, epochs=4, batch_size=32, train_subset=1000), progress=False)
-    assert r["final"]["val_acc"] > 0.9 and len(r["history"]["val_acc"]) == 4  # the whole recipe, on easy classes
+def test_the_whole_recipe_runs_end_to_end(small_val):
+    cfg = bonus.BonusConfig(convs_per_stage=2, batchnorm=True, schedule="onecycle", lr=0.05, augment=True,
+                            label_smoothing=0.1, epochs=2, train_subset=256)
+    r, (model,) = bonus.run_bonus(cfg, progress=False)
+    assert r["n_params"] == count_parameters(bonus.BonusNet(2, True)) and len(r["history"]["step_loss"]) == 2 * 4
+    assert 0 <= r["final"]["val_acc"] <= 1  # too few steps to judge learning; OneCycle took exactly its total steps
+    assert all(math.isfinite(v) for v in r["history"]["step_loss"])
+
+
+# ---------------------------------------------------------------------------------------------
+# forward selection, with a fake cache that returns chosen validation accuracies
+
+GAIN = {  # points of validation accuracy each candidate adds (the recipe's accuracy is 90% + the kept gains)
+    "schedule": 0.3,           # kept: +0.3 > 0 + 0 + 0.1
+    "batchnorm": 0.05,         # refused: +0.05 <= 0.1
+    "convs_per_stage": 0.5,    # kept, on top of the schedule
+    "augment": 0.2,            # refused: +0.2 beyond the margin, but not beyond its seed spread (sd 0.71)
+    "label_smoothing": 0.15,   # kept
+}
+
+
+def fake_accuracy(config: bonus.BonusConfig) -> float:
+    base = bonus.BonusConfig()
+    points = 90.0 + sum(g for k, g in GAIN.items() if getattr(config, k) != getattr(base, k))
+    if config.augment:
+        points += 0.5 if config.seed == 0 else -0.5
+    return points / 100
+
+
+def test_select_recipe_keeps_a_candidate_only_when_it_beats_the_recipe_so_far(monkeypatch):
+    calls = []
+
+    def fake_cached(fn, config, device, progress=True, force=False):
+        calls.append(config)
+        assert fn is bonus.run_bonus and device == "dev"
+        return {"config": dataclasses.asdict(config), "final": {"val_acc": fake_accuracy(config)}}
+
+    monkeypatch.setattr(bonus, "cached", fake_cached)
+    recipe, rows = bonus.select_recipe((0, 1), epochs=2, train_subset=100, device="dev")
+    assert [(name, kept) for name, _, kept in rows] == [("homework CNN (2.3)", True)] + \
+        [(name, k) for (name, _), k in zip(bonus.CANDIDATES, [True, False, True, False, True])]
+    assert recipe == bonus.BonusConfig(convs_per_stage=2, schedule="onecycle", lr=0.05, label_smoothing=0.1,
+                                       epochs=2, train_subset=100)
+    # every trial is the recipe so far plus one candidate, over both seeds
+    tried = [bonus.BonusConfig(epochs=2, train_subset=100),
+             bonus.BonusConfig(schedule="onecycle", lr=0.05, epochs=2, train_subset=100),
+             bonus.BonusConfig(schedule="onecycle", lr=0.05, batchnorm=True, epochs=2, train_subset=100),
+             bonus.BonusConfig(convs_per_stage=2, schedule="onecycle", lr=0.05, epochs=2, train_subset=100),
+             bonus.BonusConfig(convs_per_stage=2, schedule="onecycle", lr=0.05, augment=True, epochs=2, train_subset=100),
+             bonus.BonusConfig(convs_per_stage=2, schedule="onecycle", lr=0.05, label_smoothing=0.1, epochs=2,
+                               train_subset=100)]
+    assert calls == [dataclasses.replace(c, seed=s) for c in tried for s in (0, 1)]
+    for (_, runs, _), config in zip(rows, tried):
+        assert [r["config"]["seed"] for r in runs] == [0, 1] and runs[0]["final"]["val_acc"] == fake_accuracy(config)
+
+
+def test_select_recipe_verdicts_are_those_of_beats(monkeypatch):
+    verdicts = iter([False, True, False, False, True])  # whatever the accuracies, `beats` decides
+
+    def fake_beats(a, b):
+        return next(verdicts)
+
+    monkeypatch.setattr(bonus, "cached", lambda fn, config, device, **kw: {"config": config, "final": {"val_acc": 0.9}})
+    monkeypatch.setattr(bonus, "beats", fake_beats)
+    recipe, rows = bonus.select_recipe((0,), epochs=1)
+    assert [kept for _, _, kept in rows] == [True, False, True, False, False, True]
+    assert recipe == bonus.BonusConfig(batchnorm=True, label_smoothing=0.1, epochs=1)
+    assert rows[-1][1][0]["config"] == bonus.BonusConfig(batchnorm=True, label_smoothing=0.1, epochs=1, seed=0)
+
+
+def test_select_recipe_uses_the_margin_of_the_text():
+    assert bonus.beats is ev.beats

@@ -1,4 +1,5 @@
 """KMNIST loading, verification, splits, transforms and the DataLoaders, on synthetic IDX files."""
+import hashlib
 import shutil
 
 import pytest
@@ -8,33 +9,69 @@ import hw3.data as data
 import hw3.kmnist as kmnist
 from conftest import N_TEST, N_TRAIN, find_real_kmnist
 
+N_FIT = N_TRAIN - 10_000  # the synthetic training split left after the 10,000 validation images
 
-def test_splits_sizes_stratified_disjoint_and_deterministic(fake_root):
-    s = data.kmnist_splits(data_dir=fake_root)
-    assert len(s.images["train"]) == N_TRAIN - 10_000 and len(s.images["val"]) == 10_000 and len(s.images["test"]) == N_TEST
-    labels = data.load_kmnist(fake_root)["train_labels"]
-    tr, va = data.split_indices(labels)
-    assert len(set(tr.tolist()) & set(va.tolist())) == 0
-    assert sorted(tr.tolist() + va.tolist()) == list(range(N_TRAIN))
-    assert torch.bincount(labels[va], minlength=10).tolist() == [1000] * 10  # stratified
-    tr2, va2 = data.split_indices(labels)
+# The homework's split of KMNIST's 60,000 training images, pinned by value: the first and last validation indices
+# and a digest of all of them (little-endian int64 bytes). A change of seed or of the random stream changes them.
+VAL_HEAD, VAL_TAIL, TRAIN_HEAD = [23164, 52278, 39108, 40146, 52516], [19340, 40908, 51872], [19836, 27788, 30123, 50548, 35950]
+VAL_SHA256 = "5e5f8b1365dea799a0b9901286278b32fbf55bdeca1916bc8a022285132bff24"
+TRAIN_SHA256 = "962c8e4a13218682c7da88d59e194eb75108d2a24f9ed7151efa657332991fc9"
+
+
+def _sha256(indices: torch.Tensor) -> str:
+    return hashlib.sha256(indices.numpy().astype("<i8").tobytes()).hexdigest()
+
+
+def test_split_of_60000_is_pinned_by_value():
+    tr, va = data.split_indices(60_000, n_val=10_000, seed=411)
+    assert va[:5].tolist() == VAL_HEAD and va[-3:].tolist() == VAL_TAIL and tr[:5].tolist() == TRAIN_HEAD
+    assert _sha256(va) == VAL_SHA256 and _sha256(tr) == TRAIN_SHA256
+    assert data.split_indices(60_000)[1].tolist() == va.tolist()  # the defaults are the homework's split
+
+
+def test_split_changes_with_the_seed():
+    _, va = data.split_indices(60_000, n_val=10_000, seed=412)
+    assert _sha256(va) != VAL_SHA256 and va[:5].tolist() != VAL_HEAD
+
+
+def test_split_sizes_disjoint_complete_and_repeatable():
+    tr, va = data.split_indices(100, n_val=30, seed=3)
+    assert len(tr) == 70 and len(va) == 30 and tr.dtype == va.dtype == torch.int64
+    assert not set(tr.tolist()) & set(va.tolist())
+    assert sorted(tr.tolist() + va.tolist()) == list(range(100))
+    tr2, va2 = data.split_indices(100, n_val=30, seed=3)
     assert torch.equal(tr, tr2) and torch.equal(va, va2)
-    _, va3 = data.split_indices(labels, seed=1)
-    assert not torch.equal(va, va3)
+    assert not torch.equal(va, data.split_indices(100, n_val=30, seed=4)[1])
 
 
-def test_split_is_machine_independent():
-    # the CPU generator's stream is fixed: these indices are what every machine gets for seed 411
-    labels = torch.arange(40) % 4
-    tr, va = data.split_indices(labels, n_val=8, seed=411)
-    assert torch.bincount(labels[va]).tolist() == [2, 2, 2, 2]
-    again = data.split_indices(labels.clone(), n_val=8, seed=411)[1]
-    assert torch.equal(va, again)
+@pytest.mark.parametrize("n_val", [0, -1, 10, 11])
+def test_bad_split_size_is_refused(n_val):
+    with pytest.raises(ValueError, match=f"n_val must be between 1 and 9 for 10 samples, got {n_val}"):
+        data.split_indices(10, n_val=n_val)
 
 
-def test_bad_split_size():
-    with pytest.raises(ValueError, match="n_val must be between 1 and 9"):
-        data.split_indices(torch.zeros(10, dtype=torch.long), n_val=10)
+def test_splits_of_the_files_sizes_and_disjoint(fake_root):
+    s = data.kmnist_splits(data_dir=fake_root)
+    assert [len(s.images[k]) for k in ("train", "val", "test")] == [N_FIT, 10_000, N_TEST]
+    assert [len(s.labels[k]) for k in ("train", "val", "test")] == [N_FIT, 10_000, N_TEST]
+    raw = data.load_kmnist(fake_root)
+    tr, va = data.split_indices(N_TRAIN)
+    assert torch.equal(s.images["val"], raw["train_images"][va]) and torch.equal(s.labels["val"], raw["train_labels"][va])
+    assert torch.equal(s.images["train"], raw["train_images"][tr]) and torch.equal(s.images["test"], raw["test_images"])
+
+
+def test_train_subset_takes_the_first_images_of_the_training_split(fake_root):
+    full, sub = data.kmnist_splits(), data.kmnist_splits(train_subset=37)
+    assert torch.equal(sub.images["train"], full.images["train"][:37]) and torch.equal(sub.labels["train"], full.labels["train"][:37])
+    assert torch.equal(sub.images["val"], full.images["val"])  # validation and test untouched
+    assert len(data.kmnist_splits(train_subset=1).labels["train"]) == 1
+    assert len(data.kmnist_splits(train_subset=N_FIT).labels["train"]) == N_FIT
+
+
+@pytest.mark.parametrize("bad", [-5, 0, N_FIT + 1])
+def test_train_subset_outside_1_to_n_is_refused_naming_the_value(fake_root, bad):
+    with pytest.raises(ValueError, match=rf"train_subset must be None \(all\) or between 1 and {N_FIT}, got {bad}$"):
+        data.kmnist_splits(train_subset=bad)
 
 
 def test_data_dir_resolution(monkeypatch, tmp_path):
@@ -55,6 +92,7 @@ def test_transform_dtype_shape_range_and_train_only_statistics(fake_root):
     assert s.preprocess.mean == pytest.approx(float(train.mean())) and s.preprocess.std == pytest.approx(float(train.std()))
     full = s.preprocess.batch(s.images["train"])
     assert abs(float(full.mean())) < 1e-4 and float(full.std()) == pytest.approx(1.0, abs=1e-4)
+    torch.testing.assert_close(x[0, 0], (s.images["val"][0].float() / 255 - s.preprocess.mean) / s.preprocess.std)
 
 
 def test_random_permutation_semantics():
@@ -64,12 +102,16 @@ def test_random_permutation_semantics():
     assert out.shape == img.shape
     assert sorted(out.flatten().tolist()) == img.flatten().tolist()  # a permutation: nothing lost
     assert not torch.equal(out, img)
+    assert torch.equal(out.flatten(), img.flatten()[p.reindex])  # pixel i of the output is pixel reindex[i]
     assert torch.equal(p(img), out)  # fixed at construction
     assert torch.equal(data.RandomPermutation(784, seed=3).reindex, p.reindex)  # seedable
+    assert not torch.equal(data.RandomPermutation(784, seed=4).reindex, p.reindex)
     batch = torch.stack([img, 2 * img])
     assert torch.equal(p.batch(batch), torch.stack([p(img), p(2 * img)]))
     with pytest.raises(AssertionError, match="expected 784 pixels, got 100"):
         p(torch.zeros(1, 10, 10))
+    with pytest.raises(ValueError, match="num_features must be positive, got 0"):
+        data.RandomPermutation(0)
 
 
 def test_one_permutation_shared_by_all_splits(fake_root):
@@ -99,29 +141,55 @@ def test_dataloaders_and_standard_route_yield_the_same_samples(fake_root, permut
     train_x, train_y = fast["train"].dataset.tensors
     torch.testing.assert_close(x0, train_x[0], rtol=0, atol=1e-6)
     assert y0 == int(train_y[0]) and len(std["train"].dataset) == len(train_x)
-    ex, ey = zip(*fast["train_eval"])  # the training split in order, for evaluating it
-    assert torch.equal(torch.cat(ex), train_x) and torch.equal(torch.cat(ey), train_y)
 
 
-def test_training_dataloader_reshuffles_each_epoch_reproducibly(fake_root):
+def _epoch(loader):
+    return [(x, y) for x, y in loader]
+
+
+def test_training_batches_reshuffle_every_epoch_reproducibly_and_cover_every_sample_once(fake_root):
     splits = data.kmnist_splits(train_subset=150)
     loaders = data.make_loaders(splits, batch_size=64, seed=1)
     x, y = loaders["train"].dataset.tensors
-    e1, e2 = [list(loaders["train"]) for _ in range(2)]
+    assert torch.equal(y, splits.labels["train"])
+    e1, e2 = _epoch(loaders["train"]), _epoch(loaders["train"])
     assert len(loaders["train"]) == 3 and [len(b[1]) for b in e1] == [64, 64, 22]
-    order1 = torch.cat([b[1] for b in e1])
-    assert sorted(order1.tolist()) == sorted(y.tolist()) and not torch.equal(order1, torch.cat([b[1] for b in e2]))
-    # every epoch draws one seeded randperm and cuts it into batches
+    for bx, by in e1:
+        assert bx.shape[1:] == (1, 28, 28) and bx.dtype == torch.float32 and by.dtype == torch.int64  # cross_entropy needs int64 targets
+        assert bx.device.type == "cpu" and by.device.type == "cpu"
+    # the first epoch is a randperm drawn from the CPU generator seeded with `seed`, cut into batches
     perm = torch.randperm(150, generator=torch.Generator().manual_seed(1))
     for i, (bx, by) in enumerate(e1):
         assert torch.equal(bx, x[perm[64 * i:64 * (i + 1)]]) and torch.equal(by, y[perm[64 * i:64 * (i + 1)]])
+    for epoch in (e1, e2):  # every sample exactly once per epoch (rows of x are distinct images)
+        seen = torch.cat([b[0] for b in epoch]).flatten(1)
+        assert sorted(map(tuple, seen.tolist())) == sorted(map(tuple, x.flatten(1).tolist()))
+    assert not torch.equal(torch.cat([b[0] for b in e1]), torch.cat([b[0] for b in e2]))  # reshuffled
     again = data.make_loaders(splits, batch_size=64, seed=1)["train"]
-    for a, b in zip([*e1, *e2], [*again, *again]):  # the same seed: the same batches, epoch after epoch
+    for a, b in zip([*e1, *e2], [*_epoch(again), *_epoch(again)]):  # the same seed: the same batches, epoch after epoch
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    other = torch.cat([b[1] for b in data.make_loaders(splits, batch_size=64, seed=2)["train"]])
-    assert not torch.equal(order1, other)
-    with pytest.raises(ValueError, match="positive integer, got 0"):
-        data.make_loaders(splits, batch_size=0)
+    other = data.make_loaders(splits, batch_size=64, seed=2)["train"]
+    assert not torch.equal(torch.cat([b[0] for b in e1]), torch.cat([b[0] for b in _epoch(other)]))
+
+
+def test_evaluation_loaders_are_in_order_on_the_device(fake_root):
+    splits = data.kmnist_splits(train_subset=150)
+    loaders = data.make_loaders(splits, batch_size=64, device="cpu", eval_batch_size=400)
+    assert set(loaders) == {"train", "val", "test", "train_eval"}
+    for name, split, sizes in (("val", "val", [400] * 25), ("test", "test", [400, 400, 200]), ("train_eval", "train", [150])):
+        batches = _epoch(loaders[name])
+        assert [len(y) for _, y in batches] == sizes
+        xs, ys = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+        assert xs.shape == (len(splits.labels[split]), 1, 28, 28) and xs.dtype == torch.float32 and ys.dtype == torch.int64
+        assert xs.device.type == "cpu" and ys.device.type == "cpu"
+        assert torch.equal(xs, splits.preprocess.batch(splits.images[split])) and torch.equal(ys, splits.labels[split])
+        again = _epoch(loaders[name])  # the same order every time
+        assert all(torch.equal(a[1], b[1]) for a, b in zip(batches, again))
+
+
+def test_bad_batch_size_is_refused(fake_root):
+    with pytest.raises(ValueError, match="batch_size"):
+        data.make_loaders(data.kmnist_splits(train_subset=10), batch_size=0)
 
 
 def test_missing_files_without_download_give_one_clear_error(tmp_path):
@@ -168,8 +236,8 @@ def test_truncated_file_is_caught(fake_md5, tmp_path, monkeypatch):
     import hashlib
     # even if a manifest vouched for the truncated file, the IDX parser refuses it
     monkeypatch.setattr(kmnist, "RAW_MD5", {**md5, f.name: hashlib.md5(f.read_bytes()).hexdigest()})
-    with pytest.raises((AssertionError, RuntimeError, ValueError)):
-        data.load_kmnist(tmp_path)
+    with pytest.raises(RuntimeError, match=r"shape '\[1000, 28, 28\]' is invalid for input of size 4984"):
+        data.load_kmnist(tmp_path)  # 5000 bytes: a 16-byte header and 4984 of the 784,000 pixels
 
 
 REAL = find_real_kmnist()
@@ -184,16 +252,3 @@ def test_real_kmnist_counts_and_md5():
     assert torch.bincount(raw["test_labels"]).tolist() == [1000] * 10
     s = data.kmnist_splits(data_dir=REAL)
     assert [len(s.labels[k]) for k in ("train", "val", "test")] == [50_000, 10_000, 10_000]
-
-
-def test_tensors_gathers_a_batch_of_rows_and_rejects_unequal_lengths():
-    x, y = torch.randn(10, 1, 4, 4), torch.arange(10)
-    ds = data.Tensors(x, y)
-    index = torch.tensor([3, 0, 7])
-    assert len(ds) == 10
-    xb, yb = ds[index]
-    assert torch.equal(xb, x[index]) and torch.equal(yb, y[index])
-    with pytest.raises(ValueError, match=r"equal length, got lengths \[10, 9\]"):
-        data.Tensors(x, y[:9])
-    with pytest.raises(ValueError, match="equal length"):
-        data.Tensors()

@@ -1,23 +1,26 @@
-"""Models, the training loop, the driver of Part 2, its cache, and the command line, on synthetic KMNIST."""
+"""Models, the training loop, the driver of Part 2, its analyses, its cache, the tables and the command line."""
 import json
+import math
 import subprocess
 import sys
 
 import matplotlib
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 matplotlib.use("Agg")
 
 import hw3.cache as cache  # noqa: E402
+import hw3.evidence as ev  # noqa: E402
 import hw3.experiments as ex  # noqa: E402
 from hw3 import plots, tables  # noqa: E402
 from hw3.data import kmnist_splits, make_loaders  # noqa: E402
 from hw3.models import CNN, MLP, count_parameters  # noqa: E402
-from hw3.train import CONTROLS, OPTIMIZERS, train  # noqa: E402
+from hw3.train import CONTROLS, OPTIMIZERS, evaluate, train  # noqa: E402
 
-TINY = dict(epochs=2, train_subset=256, batch_size=64, progress=False)
+TINY = dict(epochs=2, train_subset=128, batch_size=64, progress=False)  # 2 steps per epoch
 
 
 def test_parameter_counts_match_hand_formulas():
@@ -48,21 +51,171 @@ def test_optimizer_table_is_the_questions():
     assert set(CONTROLS).isdisjoint(OPTIMIZERS)
 
 
-@pytest.mark.parametrize("model", [MLP, CNN])
-@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+# ---------------------------------------------------------------------------------------------
+# evaluate and train, on hand-made loaders
+
+def _linear(weight, bias) -> nn.Linear:
+    m = nn.Linear(len(weight[0]), len(weight))
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor(weight, dtype=torch.float32)), m.bias.copy_(torch.tensor(bias, dtype=torch.float32))
+    return m
+
+
+def test_evaluate_loss_and_accuracy_computed_by_hand():
+    # logits = x @ W.T: for x = (a, b) the logits are (a, b, 0); batches of 3 and 2 samples
+    model = _linear([[1, 0], [0, 1], [0, 0]], [0, 0, 0])
+    xs = [[2.0, 0.0], [0.0, 3.0], [-1.0, -2.0], [1.0, 0.5], [-1.0, 4.0]]
+    ys = [0, 0, 2, 1, 1]
+    loader = [(torch.tensor(xs[:3]), torch.tensor(ys[:3])), (torch.tensor(xs[3:]), torch.tensor(ys[3:]))]
+    by_hand = []
+    for (a, b), y in zip(xs, ys):
+        logits = [a, b, 0.0]
+        by_hand.append(math.log(sum(math.exp(v) for v in logits)) - logits[y])
+    loss, acc = evaluate(model, loader)
+    assert loss == pytest.approx(sum(by_hand) / 5, rel=1e-6)  # the mean over samples, not over batches
+    assert acc == pytest.approx(3 / 5)  # argmax 0, 1, 2, 0, 1 against labels 0, 0, 2, 1, 1
+    assert not model.training
+
+
+def test_evaluate_is_the_mean_cross_entropy_over_every_sample_of_big_batches():
+    torch.manual_seed(0)
+    model = _linear(torch.randn(10, 20).mul(3).tolist(), torch.zeros(10).tolist())
+    x, y = torch.randn(1250, 20), torch.randint(0, 10, (1250,))
+    loader = [(x[i:i + 500], y[i:i + 500]) for i in range(0, 1250, 500)]  # 500, 500, 250: like the eval loaders
+    with torch.no_grad():
+        logits = model(x)
+        want_loss = float(F.cross_entropy(logits.double(), y))
+        want_acc = float((logits.argmax(1) == y).double().mean())
+    loss, acc = evaluate(model, loader)
+    assert loss > 1 and loss == pytest.approx(want_loss, rel=1e-5)  # a per-batch mean / n would be ~500x smaller
+    assert acc == pytest.approx(want_acc, abs=1e-12)
+    with pytest.raises(ValueError, match="evaluate got an empty loader"):
+        evaluate(model, [])
+
+
+def _toy_loaders(n_train=40, batch=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(n_train + 30, 1, 4, 4, generator=g), torch.randint(0, 10, (n_train + 30,), generator=g)
+    train_batches = [(x[i:i + batch], y[i:i + batch]) for i in range(0, n_train, batch)]
+    return {"train": train_batches, "val": [(x[n_train:], y[n_train:])]}
+
+
+def _toy_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 10))
+
+
+def test_train_history_lengths_and_values():
+    loaders, model = _toy_loaders(), _toy_model()
+    before = evaluate(model, loaders["val"])
+    h = train(model, loaders, torch.optim.SGD(model.parameters(), lr=0.1), epochs=3, progress=False)
+    assert set(h) == {"steps_per_epoch", "step_loss", "train_loss", "val_loss", "val_acc"}
+    assert h["steps_per_epoch"] == 5 and len(h["step_loss"]) == 3 * 5
+    assert len(h["train_loss"]) == len(h["val_loss"]) == len(h["val_acc"]) == 3 + 1
+    assert h["train_loss"][0] is None and (h["val_loss"][0], h["val_acc"][0]) == pytest.approx(before)
+    for e in (1, 2, 3):
+        assert h["train_loss"][e] == pytest.approx(sum(h["step_loss"][5 * (e - 1):5 * e]) / 5, rel=1e-6)
+    assert (h["val_loss"][-1], h["val_acc"][-1]) == pytest.approx(evaluate(model, loaders["val"]))
+    assert h["step_loss"][-1] < h["step_loss"][0]  # it learned something
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
+        train(model, loaders, torch.optim.SGD(model.parameters(), lr=0.1), epochs=0, progress=False)
+
+
+def test_train_first_step_loss_is_the_cross_entropy_of_the_first_batch_and_label_smoothing_is_used():
+    loaders = _toy_loaders()
+    x0, y0 = loaders["train"][0]
+    for smoothing in (0.0, 0.3):
+        model = _toy_model()
+        with torch.no_grad():
+            want = float(F.cross_entropy(model(x0), y0, label_smoothing=smoothing))
+        h = train(model, loaders, torch.optim.SGD(model.parameters(), lr=0.1), 1, progress=False, label_smoothing=smoothing)
+        assert h["step_loss"][0] == pytest.approx(want, rel=1e-6)
+    plain, smooth = (train(_toy_model(), loaders, torch.optim.SGD(_toy_model().parameters(), lr=0.0), 1, progress=False,
+                           label_smoothing=s)["step_loss"][0] for s in (0.0, 0.3))
+    assert plain != pytest.approx(smooth)
+
+
+def test_train_steps_the_schedule_after_every_batch():
+    loaders, model = _toy_loaders(), _toy_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    one_cycle = torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total_steps=2 * 5)
+    used, steps = [], []
+
+    class Spy:  # the schedule, with a record of the rate each optimizer step used and of the steps taken so far
+        def step(self):
+            used.append(opt.param_groups[0]["lr"])
+            steps.append(len(steps) + 1)
+            one_cycle.step()
+
+    def augment(x):  # called once per batch, before the step: the schedule must have stepped once per batch so far
+        assert len(steps) == len(used)
+        calls.append(len(steps))
+        return x
+
+    calls = []
+    train(model, loaders, opt, 2, progress=False, schedule=Spy(), augment=augment)
+    assert calls == list(range(10)) and steps == list(range(1, 11))  # one schedule step after each of the 10 batches
+    ref_opt = torch.optim.SGD(_toy_model().parameters(), lr=0.1)
+    ref = torch.optim.lr_scheduler.OneCycleLR(ref_opt, 0.1, total_steps=10)
+    want = []
+    for _ in range(10):
+        want.append(ref_opt.param_groups[0]["lr"])
+        ref_opt.step(), ref.step()
+    assert used == pytest.approx(want) and max(used) == pytest.approx(0.1)
+
+
+def test_train_augments_every_training_batch_and_only_those():
+    loaders, model = _toy_loaders(), _toy_model()
+    seen = []
+
+    def augment(x):
+        seen.append(x.clone())
+        return torch.zeros_like(x)  # the model sees only the bias: every step's loss is that of zero inputs
+
+    h = train(model, loaders, torch.optim.SGD(model.parameters(), lr=0.0), 2, progress=False, augment=augment)
+    assert len(seen) == 2 * 5 and all(torch.equal(a, b[0]) for a, b in zip(seen, loaders["train"] * 2))
+    with torch.no_grad():
+        want = [float(F.cross_entropy(model(torch.zeros_like(x)), y)) for x, y in loaders["train"] * 2]
+    assert h["step_loss"] == pytest.approx(want, rel=1e-6)
+    assert (h["val_loss"][-1], h["val_acc"][-1]) == pytest.approx(evaluate(model, loaders["val"]))  # not augmented
+
+
+def test_train_keeps_going_when_the_loss_blows_up():
+    loaders, model = _toy_loaders(), _toy_model()
+    h = train(model, loaders, torch.optim.SGD(model.parameters(), lr=1e30), 2, progress=False)
+    assert len(h["step_loss"]) == 10 and len(h["val_acc"]) == 3  # no early stop: every epoch is logged
+    assert not all(v < 1e6 for v in h["step_loss"][5:])  # it did blow up (huge, inf or nan), and went on
+
+
+# ---------------------------------------------------------------------------------------------
+# the driver
+
+@pytest.mark.parametrize("model, optimizer", [(MLP, o) for o in OPTIMIZERS] + [(CNN, "nesterov")])
 def test_tiny_end_to_end_run(fake_root, model, optimizer):
     r = cache.cached(ex.run_experiment, model=model, optimizer=optimizer, **TINY)
     h = r["history"]
-    assert h["steps_per_epoch"] == 4
-    if not h["diverged"]:
-        assert len(h["step_loss"]) == 8 and h["epoch"] == [0, 1, 2]
-        assert len(h["val_loss"]) == len(h["val_acc"]) == len(h["train_loss"]) == 3
+    assert h["steps_per_epoch"] == 2 and len(h["step_loss"]) == 4
+    assert len(h["val_loss"]) == len(h["val_acc"]) == len(h["train_loss"]) == 3
+    assert set(r) == {"config", "label", "history", "final", "wall_time_s", "n_params", "device"}
+    assert set(r["final"]) == {f"{s}_{w}" for s in ("train_eval", "val", "test") for w in ("loss", "acc")}
+    assert r["label"] == OPTIMIZERS[optimizer][0] and r["device"].startswith("cpu")
+    assert r["config"] == dict(model=model.__name__, optimizer=optimizer, dataset="plain", epochs=2, batch_size=64,
+                               seed=0, train_subset=128)
     assert 0 <= r["final"]["test_acc"] <= 1 and r["n_params"] == count_parameters(model())
-    assert 0 <= r["final"]["train_eval_acc"] <= 1 and r["final"]["train_eval_loss"] >= 0
+    assert 0 <= r["final"]["train_eval_acc"] <= 1
     path = cache.result_path(ex.run_experiment, dict(model=model, optimizer=optimizer, **TINY))
     saved = json.loads(path.read_text())
     assert saved["config"]["optimizer"] == optimizer and saved["history"]["step_loss"] == h["step_loss"]
     assert path.with_suffix(".pt").exists()  # the weights, beside the result
+
+
+def test_final_metrics_are_those_of_the_returned_model(fake_root):
+    r, (net,) = ex.run_experiment(MLP, "nesterov", **TINY)
+    loaders = make_loaders(kmnist_splits(train_subset=128), 64)
+    for split in ("train_eval", "val", "test"):
+        loss, acc = evaluate(net, loaders[split])
+        assert r["final"][f"{split}_loss"] == pytest.approx(loss) and r["final"][f"{split}_acc"] == pytest.approx(acc)
+    assert r["final"]["val_acc"] == pytest.approx(r["history"]["val_acc"][-1])
 
 
 def test_training_learns_on_synthetic_data(fake_root):
@@ -71,10 +224,10 @@ def test_training_learns_on_synthetic_data(fake_root):
 
 
 def test_same_seed_same_history_on_cpu(fake_root):
-    a, _ = ex.run_experiment(CNN, "nesterov", **TINY)
-    b, _ = ex.run_experiment(CNN, "nesterov", **TINY)
+    a, _ = ex.run_experiment(MLP, "nesterov", **TINY)
+    b, _ = ex.run_experiment(MLP, "nesterov", **TINY)
     assert a["history"]["step_loss"] == b["history"]["step_loss"] and a["history"]["val_loss"] == b["history"]["val_loss"]
-    c, _ = ex.run_experiment(CNN, "nesterov", seed=1, **TINY)
+    c, _ = ex.run_experiment(MLP, "nesterov", seed=1, **TINY)
     assert c["history"]["step_loss"] != a["history"]["step_loss"]
 
 
@@ -85,7 +238,161 @@ def test_driver_rejects_bad_values(fake_root):
         ex.run_experiment(MLP, "rmsprop")
     with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         ex.run_experiment(MLP, "sgd", epochs=0, train_subset=64, progress=False)
+    for bad in (-5, 0, 1001):
+        with pytest.raises(ValueError, match=f"train_subset must be None .* got {bad}$"):
+            ex.run_experiment(MLP, "sgd", epochs=1, train_subset=bad, progress=False)
 
+
+# ---------------------------------------------------------------------------------------------
+# the analyses the answers cite: accuracy over seeds, `beats`, `check`
+
+def _run(val=None, test=None, train=None, val1=None, label="SGD", device="cpu (2 threads)", wall=10.0, n_params=1000):
+    """A hand-made result with the fields the tables and analyses read (accuracies as fractions)."""
+    return {"label": label, "final": {"val_acc": val, "test_acc": test, "train_eval_acc": train},
+            "history": {"val_acc": [0.1, val1]}, "device": device, "wall_time_s": wall, "n_params": n_params}
+
+
+def test_accuracy_is_the_mean_and_sd_over_seeds_in_percent():
+    assert ev.accuracy([_run(0.9)]) == pytest.approx((90.0, 0.0))  # one run: sd 0
+    mean, sd = ev.accuracy([_run(0.90), _run(0.92), _run(0.97)])
+    assert mean == pytest.approx(93.0) and sd == pytest.approx(math.sqrt((9 + 1 + 16) / 2))  # sample sd (n - 1)
+    assert ev.accuracy([_run(0.5, test=0.8), _run(0.5, test=0.9)], split="test") == pytest.approx((85.0, math.sqrt(50)))
+
+
+def test_beats_needs_a_gain_beyond_both_spreads_and_the_margin():
+    assert ev.MARGIN == 0.1
+    one = lambda *accs: [_run(a) for a in accs]  # noqa: E731
+    assert ev.beats(one(0.9012), one(0.9)) and not ev.beats(one(0.9008), one(0.9))  # 0.12 > 0.1 > 0.08 points
+    assert not ev.beats(one(0.9), one(0.9012))  # a loss is no gain
+    assert not ev.beats(one(0.9), one(0.9))
+    # a's spread: sd 1.414 points; gains of 2 and 1.5 points against 1.414 + 0 + 0.1
+    assert ev.beats(one(0.91, 0.93), one(0.90)) and not ev.beats(one(0.91, 0.93), one(0.905))
+    # b's spread counts too
+    assert ev.beats(one(0.92), one(0.89, 0.91)) and not ev.beats(one(0.915), one(0.89, 0.91))
+    # on another split
+    a, b = [_run(0.5, test=0.95)], [_run(0.6, test=0.90)]
+    assert ev.beats(a, b, split="test") and not ev.beats(a, b)
+
+
+def test_check_prints_whether_the_claim_holds(capsys):
+    ev.check("CNN beats MLP", True, "98.0 vs 91.0")
+    ev.check("Adam lr=1 learns", False, "10.0%")
+    assert capsys.readouterr().out.splitlines() == ["claim holds: CNN beats MLP (98.0 vs 91.0)",
+                                                   "CLAIM DOES NOT HOLD in this run: Adam lr=1 learns (10.0%)"]
+
+
+# ---------------------------------------------------------------------------------------------
+# tables, from hand-made runs
+
+def test_runs_table_has_six_columns_and_mean_sd_per_configuration():
+    rs = [_run(0.90, 0.88, 0.95, 0.5, wall=10), _run(0.92, 0.90, 0.99, 0.6, wall=20),
+          _run(0.80, 0.70, 0.85, 0.3, label="Adam", wall=15)]
+    t = tables.runs_table(rs)
+    assert t.columns == ["run", "seeds", "val acc after epoch 1", "final val acc", "test acc", "train acc"]
+    assert t.rows == [["SGD", "2", "55.0 ± 7.1", "91.0 ± 1.4", "89.0 ± 1.4", "97.0 ± 2.8"],
+                      ["Adam", "1", "30.0", "80.0", "70.0", "85.0"]]
+    assert "trained on cpu (2 threads)" in t.note and "10 to 20 s per run" in t.note
+    assert t._repr_markdown_().startswith("| run | seeds | val acc after epoch 1 | final val acc | test acc | train acc |")
+    assert "val acc after epoch 1" in repr(t)
+    by_seed = tables.runs_table(rs, key=lambda r: r["label"] + str(r["wall_time_s"]))
+    assert [row[:2] for row in by_seed.rows] == [["SGD10", "1"], ["SGD20", "1"], ["Adam15", "1"]]
+
+
+def test_compare_table_puts_each_set_in_its_own_columns():
+    mlp = [_run(0.90, 0.88, label="SGD"), _run(0.92, 0.90, label="SGD"), _run(0.50, 0.40, label="Adam"),
+           _run(0.80, 0.81, label="Nesterov")]
+    cnn = [_run(0.99, 0.95, label="Nesterov"), _run(0.97, 0.96, label="SGD"), _run(0.99, 0.98, label="SGD")]
+    t = tables.compare_table(mlp, cnn, "MLP", "CNN")
+    assert t.columns == ["optimizer", "MLP val acc", "CNN val acc", "MLP test acc", "CNN test acc"]
+    assert t.rows == [["SGD", "91.0 ± 1.4", "98.0 ± 1.4", "89.0 ± 1.4", "97.0 ± 1.4"],  # Adam: in one set only
+                      ["Nesterov", "80.0", "99.0", "81.0", "95.0"]]
+    swapped = tables.compare_table(cnn, mlp, "CNN", "MLP")
+    assert swapped.rows == [["Nesterov", "99.0", "80.0", "95.0", "81.0"],  # in the order of the first set
+                            ["SGD", "98.0 ± 1.4", "91.0 ± 1.4", "97.0 ± 1.4", "89.0 ± 1.4"]]
+
+
+def test_selection_table_verdicts():
+    rows = [("homework CNN (2.3)", [_run(0.90, train=0.95), _run(0.90, train=0.97)], True),
+            ("a", [_run(0.905, train=0.96)] * 2, True),
+            ("b", [_run(0.906, train=0.96)] * 2, False),
+            ("c", [_run(0.91, train=0.99), _run(0.92, train=0.99)], True),
+            ("d", [_run(0.92, train=0.99)] * 2, False)]
+    t = tables.selection_table(rows, ev.MARGIN)
+    assert t.columns == ["change tried on the recipe so far", "seeds", "val acc", "train acc", "kept: gain > margin"]
+    assert t.rows == [["homework CNN (2.3)", "2", "90.00 ± 0.00", "96.00 ± 1.41", "start"],
+                      ["a", "2", "90.50 ± 0.00", "96.00 ± 0.00", "yes: +0.50 > 0.10"],
+                      ["b", "2", "90.60 ± 0.00", "96.00 ± 0.00", "no: +0.10 ≤ 0.10"],  # against a, the recipe so far
+                      ["c", "2", "91.50 ± 0.71", "99.00 ± 0.00", "yes: +1.00 > 0.81"],
+                      ["d", "2", "92.00 ± 0.00", "99.00 ± 0.00", "no: +0.50 ≤ 0.81"]]  # c's spread is in the margin
+
+
+def test_final_table_columns_and_cells():
+    named = [("homework CNN", [_run(0.90, 0.88, 0.95, n_params=29_066), _run(0.92, 0.90, 0.99, n_params=29_066)]),
+             ("bonus", [_run(0.99, 0.97, 1.0, n_params=123_456)])]
+    t = tables.final_table(named)
+    assert t.columns == ["model", "seeds", "val acc", "test acc", "train acc", "parameters"]
+    assert t.rows == [["homework CNN", "2", "91.00 ± 1.41", "89.00 ± 1.41", "97.00 ± 2.83", "29,066"],
+                      ["bonus", "1", "99.00", "97.00", "100.00", "123,456"]]
+
+
+def test_mean_sd_leaves_out_missing_values():
+    assert tables.mean_sd([None, float("nan")]) == "-"
+    assert tables.mean_sd([0.5, None]) == "50.0"
+    assert tables.mean_sd([1.0, 2.0], scale=1, digits=3) == "1.500 ± 0.707"
+
+
+# ---------------------------------------------------------------------------------------------
+# the experiment groups of the command line
+
+def test_group_runs_and_their_tables(fake_root):
+    rs = ex.run_group("mlp", progress=False, seeds={"mlp": (0,)}, epochs=1, train_subset=64)
+    assert [(r["config"]["optimizer"], r["config"]["seed"]) for r in rs] == [(o, 0) for o in [*OPTIMIZERS, *CONTROLS]]
+    assert len(plots.plot_learning_curves(rs, "mlp").axes) == 2
+    t = tables.runs_table(rs)
+    assert [row[0] for row in t.rows] == [o[0] for o in [*OPTIMIZERS.values(), *CONTROLS.values()]]
+    assert t.rows[1][4] == f"{100 * rs[1]['final']['test_acc']:.1f}"
+    assert ex.run_group("mlp", progress=False, seeds={"mlp": (0,)}, epochs=1, train_subset=64) == rs  # cached now
+    with pytest.raises(ValueError, match="experiment group must be one of"):
+        ex.run_group("vgg")
+
+
+def test_groups_ask_the_cache_for_the_notebooks_runs(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ex, "cached", lambda fn, **kw: calls.append((fn, kw)) or {"fn": fn.__name__, **kw})
+    ex.run_group("cnn", epochs=3)
+    assert [(kw["optimizer"], kw["seed"]) for _, kw in calls] == \
+        [("sgd", 0), ("sgd", 1), ("nesterov", 0), ("nesterov", 1), ("adam", 0), ("adam", 1), ("adam_lr1", 0)]
+    assert all(fn is ex.run_experiment and kw["model"] is CNN and kw["epochs"] == 3 for fn, kw in calls)
+    calls.clear()
+    ex.run_group("permuted")
+    assert [(kw["model"], kw["seed"], kw["dataset"], kw["optimizer"]) for _, kw in calls] == \
+        [(MLP, s, "permuted", "nesterov") for s in ex.MLP_SEEDS] + [(CNN, 0, "permuted", "nesterov")]
+
+
+def test_bonus_group_selects_then_trains_the_recipe_longer_with_test(monkeypatch):
+    import hw3.bonus as bonus
+    picked = bonus.BonusConfig(convs_per_stage=2, epochs=3)
+    selection_runs = [{"final": {"val_acc": 0.9}}]
+    seen = {}
+
+    def fake_select(seeds, epochs, train_subset, device, **kw):
+        seen.update(seeds=seeds, epochs=epochs, train_subset=train_subset, device=device, **kw)
+        return picked, [("homework CNN (2.3)", selection_runs, True)]
+
+    calls = []
+    monkeypatch.setattr(bonus, "select_recipe", fake_select)
+    monkeypatch.setattr(ex, "cached", lambda fn, **kw: calls.append((fn, kw)) or kw)
+    out = ex.run_group("bonus", progress=False, force=True)
+    assert seen == dict(seeds=ex.ABLATION_SEEDS, epochs=ex.ABLATION_EPOCHS, train_subset=None, device="cpu",
+                        progress=False, force=True)  # --no-progress and --force reach the selection runs too
+    assert [kw["config"] for _, kw in calls] == [bonus.BonusConfig(convs_per_stage=2, epochs=ex.FINAL_EPOCHS, seed=s)
+                                               for s in ex.FINAL_SEEDS]
+    assert all(fn is bonus.run_bonus and kw["test"] is True for fn, kw in calls)
+    assert out[0] is selection_runs[0] and len(out) == 1 + len(ex.FINAL_SEEDS)
+
+
+# ---------------------------------------------------------------------------------------------
+# the cache and the command line
 
 def test_cache_hit_miss_and_force(fake_root, tmp_path):
     calls = []
@@ -128,53 +435,12 @@ def test_a_cached_model_comes_back_from_its_weights_and_missing_weights_are_trai
     cfg = dict(model=MLP, optimizer="nesterov", **{k: v for k, v in TINY.items() if k != "progress"})
     net, = cache.cached_models(ex.run_experiment, MLP, **cfg)
     path = cache.result_path(ex.run_experiment, cfg)
-    loader = make_loaders(kmnist_splits(train_subset=256), 64)["val"]
+    loader = make_loaders(kmnist_splits(train_subset=TINY["train_subset"]), 64)["val"]  # same normalisation
     expected = json.loads(path.read_text())["final"]["val_acc"]
     assert ex.evaluate(net, loader)[1] == pytest.approx(expected)
     path.with_suffix(".pt").unlink()
     again, = cache.cached_models(ex.run_experiment, MLP, **cfg)
     assert path.with_suffix(".pt").exists() and ex.evaluate(again, loader)[1] == pytest.approx(expected)
-
-
-def test_dead_units_sees_a_dead_layer_and_a_constant_output():
-    net = MLP()
-    with torch.no_grad():
-        net.net[3].bias.fill_(-1e6)  # the second hidden layer can never fire
-    dead, outputs = ex.dead_units(net, [(torch.randn(50, 1, 28, 28), torch.zeros(50, dtype=torch.long))])
-    assert dead[1] == 1.0 and dead[0] < 0.5 and outputs == 1
-    dead, outputs = ex.dead_units(MLP(), [(torch.randn(50, 1, 28, 28), torch.zeros(50, dtype=torch.long))])
-    assert max(dead) < 0.5 and outputs == 50
-
-
-def test_divergence_stops_the_run_and_keeps_history(fake_root):
-    loaders = make_loaders(kmnist_splits(train_subset=512), 64)
-    torch.manual_seed(0)
-    model = MLP()
-    opt = torch.optim.SGD(model.parameters(), lr=1e6)  # certain to blow up
-    h = train(model, loaders, opt, epochs=3, progress=False)
-    assert h["diverged"] and h["diverged_step"] == len(h["step_loss"]) < 8 and h["epoch"] == [0]
-    assert all(v == v and abs(v) != float("inf") for v in h["step_loss"])
-
-
-def test_figures_and_tables_from_results(fake_root):
-    rs = ex.run_group("mlp", progress=False, seeds={"mlp": (0, 1)}, epochs=2, train_subset=256)
-    assert [r["config"]["optimizer"] for r in rs] == [o for o in [*OPTIMIZERS, *CONTROLS] for _ in (0, 1)]
-    plots.plot_learning_curves([r for r in rs if r["config"]["seed"] == 0], "mlp")
-    t = tables.runs_table(rs)
-    assert [row[0].split(" (")[0] for row in t.rows] == [o[0] for o in [*OPTIMIZERS.values(), *CONTROLS.values()]]
-    accs = [100 * r["final"]["test_acc"] for r in rs[2:4]]
-    assert t.rows[1][8].startswith(f"{sum(accs) / 2:.1f} ± ")  # mean ± sd over the two seeds
-    assert "| run | seeds |" in t._repr_markdown_() and "val acc after epoch 1" in repr(t)
-    s = tables.run_stats(rs[2])
-    assert s["best"] == max(rs[2]["history"]["val_acc"][1:])
-    cmp = tables.compare_table(rs, rs, "A", "B")
-    assert all(row[3] == "+0.0" for row in cmp.rows)
-    with pytest.raises(ValueError, match="experiment group must be one of"):
-        ex.run_group("vgg")
-
-
-def test_permutation_twins_follow_one_trajectory(fake_root):
-    assert ex.permutation_twins(steps=30) < 1e-10
 
 
 def test_cli_help_and_bad_options():
@@ -189,22 +455,20 @@ def test_cli_help_and_bad_options():
     assert top.returncode == 0 and "run" in top.stdout and "export" in top.stdout
 
 
-def test_cli_runs_on_synthetic_data(fake_md5, md5_file, tmp_path):
-    root, _ = fake_md5
-    env = {**__import__("os").environ, "HW3_RAW_MD5": str(md5_file)}
-    p = subprocess.run([sys.executable, "-m", "hw3", "run", "permuted", "--epochs", "1", "--data", str(root),
-                        "--results", str(tmp_path / "r"), "--no-progress"], capture_output=True, text=True, env=env)
-    assert p.returncode == 0, p.stderr
-    assert "CNN permuted SGD-Nesterov" in p.stdout
-    assert len(list((tmp_path / "r").glob("*.json"))) == len(ex.MLP_SEEDS) + 1  # the permuted CNN: one seed, as in 2.5
+def test_cli_run_passes_its_options_to_the_groups_and_prints_their_tables(monkeypatch, tmp_path, capsys):
+    from hw3 import cli
+    calls = []
 
+    def fake_group(name, **kw):
+        calls.append((name, kw))
+        return [{"label": "SGD lr=0.01", "config": {"model": "MLP", "dataset": name}, "history": {"val_acc": [0.1, 0.5]},
+                 "final": {"val_acc": 0.9, "test_acc": 0.8, "train_eval_acc": 0.95}, "device": "cpu", "wall_time_s": 1.0}]
 
-def test_bonus_table_leaves_out_the_columns_no_row_measured():
-    run = lambda final: {"final": final, "wall_time_s": 3.0, "n_params": 10}  # noqa: E731
-    val_only = {"val_acc": 0.9, "train_eval_acc": 0.95}
-    t = tables.bonus_table([("a", run(val_only)), ("a", run(val_only))])
-    assert t.columns == ["model", "seeds", "val acc", "train acc (no augmentation)", "training time", "parameters"]
-    assert t.rows == [["a", "2", "90.00 ± 0.00", "95.00 ± 0.00", "3 s", "10"]]
-    tested = run({**val_only, "val_acc_tta": 0.91, "test_acc": 0.8})
-    t = tables.bonus_table([("a", run(val_only)), ("b", tested)])
-    assert "val acc with TTA" in t.columns and "test acc" in t.columns and t.rows[0][3] == "-"
+    monkeypatch.setattr(ex, "run_group", fake_group)
+    monkeypatch.setenv("HW3_RESULTS_DIR", "unused")  # restored after the test: main() sets it
+    assert cli.main(["run", "permuted", "--epochs", "3", "--device", "cpu", "--no-progress", "--force",
+                     "--results", str(tmp_path / "r")]) == 0
+    assert calls == [("permuted", dict(device=torch.device("cpu"), progress=False, force=True, epochs=3))]
+    assert __import__("os").environ["HW3_RESULTS_DIR"] == str((tmp_path / "r").resolve())
+    out = capsys.readouterr().out
+    assert "== permuted ==" in out and "MLP permuted SGD lr=0.01" in out and "90.0" in out

@@ -14,47 +14,40 @@ import matplotlib.pyplot as plt  # noqa: E402
 from hw3 import data, plots  # noqa: E402
 
 EPOCHS, SPE = 20, 50
+LN10 = math.log(10)
 
 
-def make_run(label: str, floor: float = 0.05, spike: float = 0.0, diverge_at: int | None = None,
-             model: str = "mlp", dataset: str = "plain", epochs: int = EPOCHS, spe: int = SPE, seed: int = 0) -> dict:
-    """A hw3-shaped result: loss from ln 10 to `floor`, or a first-epoch `spike` then ln 10; nulls from `diverge_at`."""
+def make_run(label: str, floor: float = 0.05, collapse: float = 0.0, model: str = "MLP", dataset: str = "plain",
+             epochs: int = EPOCHS, spe: int = SPE, seed: int = 0) -> dict:
+    """A hw3-shaped result: loss from ln 10 down to `floor`; or, with `collapse`, a first epoch at that loss, then ln 10."""
     rng = np.random.default_rng(seed)
     n = epochs * spe
-    t = np.arange(n)
-    loss = floor + (math.log(10) - floor) * np.exp(-t / (2 * spe))
-    loss *= np.exp(rng.normal(0, 0.15, n))
-    if spike:
-        loss = np.full(n, math.log(10)) * np.exp(rng.normal(0, 0.01, n))
-        loss[:spe] = spike * np.exp(rng.normal(0, 1.0, spe))
-    step_loss: list[float | None] = [float(v) for v in loss]
-    val = [math.log(10)] + [float(floor * 1.5 + (math.log(10) - floor) * math.exp(-e * spe / (2 * spe)))
-                            for e in range(1, epochs + 1)]
-    if spike:
-        val = [math.log(10), 3e3] + [math.log(10)] * (epochs - 1)
+    loss = (floor + (LN10 - floor) * np.exp(-np.arange(n) / (2 * spe))) * np.exp(rng.normal(0, 0.1, n))
+    val = [LN10] + [floor * 1.5 + (LN10 - floor) * math.exp(-e / 2) for e in range(1, epochs + 1)]
+    acc = [0.1] + [1 - floor / 5 - 0.5 * math.exp(-e) for e in range(1, epochs + 1)]
+    if collapse:
+        loss = np.full(n, LN10)
+        loss[:spe] = collapse
+        val, acc = [LN10, collapse] + [LN10] * (epochs - 1), [0.1] * (epochs + 1)
     train = [None] + [float(np.mean(loss[(e - 1) * spe:e * spe])) for e in range(1, epochs + 1)]
-    acc = [0.1] + [0.1 if spike else 1 - floor / 5 - 0.5 * math.exp(-e) for e in range(1, epochs + 1)]
-    epoch = list(range(epochs + 1))
-    if diverge_at is not None:
-        step_loss = step_loss[:diverge_at] + [None] * (n - diverge_at)
-        last = diverge_at // spe  # the epochs completed before the divergence
-        epoch, val, train, acc = epoch[:last + 1], val[:last + 1], train[:last + 1], acc[:last + 1]
     return {"config": {"model": model, "dataset": dataset, "optimizer": "sgd", "seed": seed, "epochs": epochs,
                        "batch_size": 64},
             "label": label,
-            "history": {"steps_per_epoch": spe, "step_loss": step_loss, "epoch": epoch, "train_loss": train,
-                        "val_loss": val, "val_acc": acc, "epoch_time_s": [1.0] * len(epoch),
-                        "diverged": diverge_at is not None, "diverged_step": diverge_at},
-            "final": {"train_acc": acc[-1], "val_acc": acc[-1], "test_acc": acc[-1], "val_loss": val[-1],
-                      "diverged": diverge_at is not None},
+            "history": {"steps_per_epoch": spe, "step_loss": [float(v) for v in loss], "train_loss": train,
+                        "val_loss": val, "val_acc": acc},
+            "final": {"train_eval_acc": acc[-1], "val_acc": acc[-1], "test_acc": acc[-1], "val_loss": val[-1]},
             "wall_time_s": 10.0, "n_params": 1000}
 
 
-def four_plus_collapsed() -> list[dict]:
-    """The homework's five optimizers, one of them collapsing after a loss spike of about 1e5."""
+def working_runs() -> list[dict]:
     return [make_run("SGD lr=0.01", 0.3, seed=1), make_run("SGD-Nesterov lr=0.01", 0.05, seed=2),
-            make_run("Adam lr=0.01", 0.1, seed=3), make_run("Adam lr=1", spike=1e5, seed=4),
-            make_run("AdamW lr=0.001", 0.02, seed=5)]
+            make_run("Adam lr=0.01", 0.1, seed=3)]
+
+
+def with_collapse() -> list[dict]:
+    """The homework's four optimizers, Adam lr=1 collapsing with a loss of 1e3 during its first epoch."""
+    rs = working_runs()
+    return rs[:2] + [make_run("Adam lr=1", collapse=1e3, seed=4)] + rs[2:]
 
 
 @pytest.fixture(autouse=True)
@@ -63,115 +56,99 @@ def _close_figures():
     plt.close("all")
 
 
-def _main_axes(fig: plt.Figure) -> list[plt.Axes]:
-    """The figure's visible panels (the epoch scales along the top of the steps panels are their child axes)."""
-    return [ax for ax in fig.axes if ax.get_visible()]
-
-
-def _lines_ymax(ax: plt.Axes) -> float:
-    ys = [np.nanmax(np.asarray(line.get_ydata(), float)) for line in ax.get_lines()
-          if np.isfinite(np.asarray(line.get_ydata(), float)).any()]
-    return max(ys)
-
-
-def test_collapsed_run_gets_its_own_panel_and_the_working_axes_stay_readable():
-    rs = four_plus_collapsed()
-    assert plots.collapsed_runs(rs) == [False, False, False, True, False]
-    fig = plots.plot_learning_curves(rs, "MLP")
+def _draw(results, title="MLP", **kw) -> plt.Figure:
+    fig = plots.plot_learning_curves(results, title, **kw)
     fig.canvas.draw()
-    steps, epochs, err, own = fig.axes[:4]
-    for ax in (steps, epochs):  # every run on one plot; the 1e5 spike clipped, so the working runs stay readable
-        assert ax.get_ylim()[1] < 100 and _lines_ymax(ax) > 1e4
-        assert len(ax.get_lines()) == 2 * 5 + 1  # 5 runs, training and validation, and the ln 10 line
-        assert "Adam lr=1: clipped at the top of this axis" in ax.get_title()
-    assert own.get_ylim()[1] > 1e4 and _lines_ymax(own) > 1e4  # the collapsed run, on its own scale
-    assert "Adam lr=1 (collapsed)" in own.get_title() and "own log scales" in own.get_title()
-    assert own.get_xscale() == "log"  # a collapse within the first steps stays visible
-    assert err.get_yscale() == "log" and len(err.get_lines()) == 5  # validation error: every run, chance level too
+    return fig
 
 
-def test_collapse_is_decided_by_the_data_not_the_label():
-    rs = [make_run("Adam lr=1", 0.05), make_run("SGD lr=0.01", spike=1e6, seed=1)]
-    assert plots.collapsed_runs(rs) == [False, True]
-    assert plots.collapsed_runs(rs, threshold=1e7) == [False, False]
-    assert plots.collapsed_runs([make_run("x", spike=1e5)]) == [False]  # all collapsed: nothing to set apart
+def _markers(ax, marker):
+    return [line for line in ax.get_lines() if line.get_marker() == marker]
 
 
-def test_diverged_run_with_a_null_tail_goes_to_its_own_panel_and_is_marked():
-    rs = [make_run("SGD lr=0.01", 0.3), make_run("SGD lr=1e6", diverge_at=3 * SPE + 7, seed=1)]
-    assert plots.collapsed_runs(rs) == [False, True]
-    fig = plots.plot_learning_curves(rs)
-    own = fig.axes[3]
-    assert any("diverged at step 157" in t.get_text() for t in own.texts)
-    smoothed = own.get_lines()[0].get_ydata()
-    assert np.isfinite(smoothed[:157]).all() and np.isnan(smoothed[157:]).all()  # no average across the nulls
+def test_two_panels_loss_per_step_and_validation_error_per_epoch():
+    rs = working_runs()
+    fig = _draw(rs)
+    assert len(fig.axes) == 2
+    loss, err = fig.axes
+    assert [child.get_xlabel() for child in loss.child_axes] == ["epoch"]  # the epoch scale on top of the steps
+    assert loss.get_xlabel() == "training step" and loss.get_yscale() == "log" and loss.get_xlim() == (0, EPOCHS * SPE)
+    assert err.get_xlabel() == "epoch" and err.get_yscale() == "log"
+    assert len(loss.get_lines()) == 2 * 3 + 1  # training and validation per run, and the ln 10 line
+    assert len(err.get_lines()) == 3
+    for line, r in zip(err.get_lines(), rs):  # validation error in %, before training and after every epoch
+        assert list(line.get_xdata()) == list(range(EPOCHS + 1))
+        np.testing.assert_allclose(line.get_ydata(), 100 * (1 - np.array(r["history"]["val_acc"])))
+    val_lines = [line for line in loss.get_lines() if line.get_linestyle() == "--"]
+    assert len(val_lines) == 3 and list(val_lines[0].get_xdata()) == [e * SPE for e in range(EPOCHS + 1)]
+    np.testing.assert_allclose(val_lines[0].get_ydata(), rs[0]["history"]["val_loss"])
 
 
-def test_one_shared_legend_outside_the_axes_that_says_which_style_is_which():
-    fig = plots.plot_learning_curves(four_plus_collapsed(), "MLP")
-    fig.canvas.draw()
+def test_titles_are_one_line_and_every_font_is_at_least_10_points():
+    fig = _draw(with_collapse(), "MLP on KMNIST")
+    assert fig._suptitle.get_text() == "MLP on KMNIST" and "\n" not in fig._suptitle.get_text()
+    for ax in fig.axes:
+        assert ax.get_title() and "\n" not in ax.get_title() and ax.title.get_fontsize() >= 10
+    texts = [fig._suptitle, *fig.legends[0].get_texts()]
+    for ax in fig.axes + [child for ax in fig.axes for child in ax.child_axes]:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        texts += [t for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+    assert min(t.get_fontsize() for t in texts if t.get_text()) >= 10
+
+
+def test_a_collapsed_run_is_clipped_marked_and_named_so_in_the_legend():
+    rs = with_collapse()
+    fig = _draw(rs)
+    loss = fig.axes[0]
+    top = loss.get_ylim()[1]
+    assert top < 100  # the working runs keep the axis: a 1e3 spike does not squash them
+    marks = _markers(loss, "^")
+    assert len(marks) == 1 and marks[0].get_color() == loss.get_lines()[2 * 2].get_color()  # Adam lr=1's colour
+    assert list(marks[0].get_ydata()) == [top] and 0 < marks[0].get_xdata()[0] <= SPE  # at the top, where it peaked
+    assert [t.get_text() for t in fig.legends[0].get_texts()][2] == "Adam lr=1 (▲ clipped, peak 1e+03)"
+    assert max(np.nanmax(line.get_ydata()) for line in loss.get_lines()) == pytest.approx(1e3)  # the data is all there
+
+
+def test_normal_runs_have_no_marker_and_fit_the_axis():
+    fig = _draw(working_runs())
+    loss = fig.axes[0]
+    assert not _markers(loss, "^") and not any("clipped" in t.get_text() for t in fig.legends[0].get_texts())
+    assert loss.get_ylim()[1] >= max(np.nanmax(line.get_ydata()) for line in loss.get_lines())
+
+
+def test_the_collapse_is_decided_by_the_loss_not_the_label():
+    fig = _draw([make_run("Adam lr=1", 0.05), make_run("SGD lr=0.01", collapse=1e4, seed=1)])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Adam lr=1", "SGD lr=0.01 (▲ clipped, peak 1e+04)"]
+    fig = _draw([make_run("x", collapse=1e4), make_run("y", collapse=1e3, seed=1)])  # all collapsed: nothing to clip
+    assert not _markers(fig.axes[0], "^") and fig.axes[0].get_ylim()[1] >= 1e4
+
+
+def test_one_figure_legend_naming_every_run():
+    rs = with_collapse()
+    fig = _draw(rs)
     assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
-    legend = fig.legends[0]
-    texts = [t.get_text() for t in legend.get_texts()]
-    assert len(texts) == 5 + 3 and "Adam lr=1 (clipped; own panel)" in texts
-    assert any("solid" in t and "training" in t for t in texts)
-    assert any("dashed" in t and "validation" in t for t in texts)
-    assert min(t.get_fontsize() for t in legend.get_texts()) >= 9
-    box = legend.get_window_extent()
-    for ax in _main_axes(fig):
-        assert not box.overlaps(ax.get_window_extent()), ax.get_title()
-        assert box.y1 <= ax.get_window_extent().y0  # below every panel, within the figure
-    assert box.y0 >= 0
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [r["label"] + " (▲ clipped, peak 1e+03)" * (i == 2)
+                                                                 for i, r in enumerate(rs)]
+    box = fig.legends[0].get_window_extent()
+    assert all(not box.overlaps(ax.get_window_extent()) for ax in fig.axes)  # outside the panels
+    assert _draw(rs, labels=["a", "b", "c", "d"]).legends[0].get_texts()[3].get_text() == "d"
+
+
+def test_legend_names_model_and_data_when_the_runs_differ_in_them():
+    rs = [make_run("SGD", model="MLP"), make_run("SGD", model="CNN", dataset="permuted", seed=1)]
+    assert [t.get_text() for t in _draw(rs).legends[0].get_texts()] == ["MLP plain SGD", "CNN permuted SGD"]
 
 
 @pytest.mark.parametrize("epochs", [20, 7, 1])
-def test_epoch_ticks_are_whole_epochs_within_those_trained(epochs):
-    rs = [make_run("a", 0.1, epochs=epochs), make_run("b", spike=1e5, epochs=epochs, seed=1)]
-    fig = plots.plot_learning_curves(rs)
-    fig.canvas.draw()
-    epoch_axes = [fig.axes[1], fig.axes[2]] + [child for ax in fig.axes for child in ax.child_axes]
-    assert len(epoch_axes) == 3  # epochs, validation error, and the epoch scale on top of the steps panel
-    for ax in epoch_axes:
-        ticks = [t for t in ax.get_xticks()]
-        assert ticks and all(float(t).is_integer() and 0 <= t <= epochs for t in ticks), ticks
-        assert max(ticks) == epochs or epochs - max(ticks) < ticks[1] - ticks[0]
+def test_epoch_ticks_are_whole_epochs(epochs):
+    fig = _draw([make_run("a", 0.1, epochs=epochs), make_run("b", collapse=1e3, epochs=epochs, seed=1)])
+    loss, err = fig.axes
+    for ax in (err, *loss.child_axes):
+        ticks = [t for t in ax.get_xticks() if 0 <= t <= epochs]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
         labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
-        assert all(0 <= float(s.replace("\u2212", "-")) <= epochs for s in labels), labels
-    assert fig.axes[0].get_xlim() == (0, epochs * SPE)
-
-
-def test_every_panel_has_a_title_and_readable_ticks():
-    for fig in (plots.plot_learning_curves(four_plus_collapsed(), "MLP"),
-                plots.plot_learning_curves(four_plus_collapsed()[:2])):
-        fig.canvas.draw()
-        panels = _main_axes(fig)
-        assert len(panels) in (3, 4) and all(ax.get_title() for ax in panels)
-        assert "Loss against training steps" in panels[0].get_title() and "moving average" in panels[0].get_title()
-        assert "Loss against epochs" in panels[1].get_title()
-        for ax in fig.axes + [child for ax in fig.axes for child in ax.child_axes]:
-            sizes = [t.get_fontsize() for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
-            assert sizes and min(sizes) >= 9, ax
-    assert len(_main_axes(plots.plot_learning_curves(four_plus_collapsed()[:2]))) == 3  # no empty collapsed panel
-
-
-def test_permuted_figure_one_row_per_model_one_legend():
-    plain = [make_run("SGD-Nesterov", 0.05, model=m) for m in ("mlp", "cnn")]
-    perm = [make_run("SGD-Nesterov", 0.2, model=m, dataset="permuted", seed=1) for m in ("mlp", "cnn")]
-    fig = plots.plot_permuted(plain, perm)
-    fig.canvas.draw()
-    panels = _main_axes(fig)
-    assert len(panels) == 6 and all(ax.get_title() for ax in panels)
-    assert [sub._suptitle.get_text().split(",")[0] for sub in fig.subfigs] == ["MLP", "CNN"]
-    assert len(fig.legends) == 1 and [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["plain", "permuted"]
-    box = fig.legends[0].get_window_extent()
-    assert all(not box.overlaps(ax.get_window_extent()) for ax in panels)
-
-
-def test_caller_axes_are_kept_compatible():
-    fig, axes = plt.subplots(1, 3)
-    out = plots.plot_learning_curves(four_plus_collapsed()[:2], "row", 10, ["a", "b"], axes)
-    assert out is fig and axes[0].get_title().startswith("row: Loss against training steps")
-    assert axes[0].get_legend() is not None and axes[2].get_yscale() == "log"
+        assert labels and all(float(s.replace("\u2212", "-")).is_integer() for s in labels), labels
+    assert loss.get_xlim() == (0, epochs * SPE)
 
 
 def test_smooth_ignores_nulls_and_keeps_their_gaps():
@@ -179,6 +156,15 @@ def test_smooth_ignores_nulls_and_keeps_their_gaps():
     out = plots._smooth(v, 2)
     assert out[0] == 1.0 and out[1] == 2.0 and np.isnan(out[2]) and out[3] == 5.0 and out[4] == 6.0
     assert plots._smooth(np.array([]), 50).shape == (0,)
+    np.testing.assert_allclose(plots._smooth(np.arange(6.0), 3), [0, 0.5, 1, 2, 3, 4])
+
+
+def test_null_losses_leave_a_gap():
+    r = make_run("a", 0.1)
+    r["history"]["step_loss"][100:120] = [None] * 20  # as the cache stores a non-finite loss
+    fig = _draw([r], smooth_steps=10)
+    y = fig.axes[0].get_lines()[0].get_ydata()
+    assert np.isnan(y[100:120]).all() and np.isfinite(y[:100]).all() and np.isfinite(y[120:]).all()
 
 
 def synthetic_splits(permutation: data.RandomPermutation | None = None) -> data.KMNISTSplits:
@@ -194,10 +180,12 @@ def synthetic_splits(permutation: data.RandomPermutation | None = None) -> data.
 
 def test_sample_grid_titles_say_what_is_shown():
     fig = plots.show_samples(synthetic_splits(), per_class=3, permuted=synthetic_splits(data.RandomPermutation(784, 0)))
-    texts = [t.get_text() for t in fig.texts]
-    plain_title = [t for t in texts if "after ToTensor + Normalize\n" in t]
-    assert len(plain_title) == 1 and "what the model sees" in plain_title[0]
-    assert any("RandomPermutation" in t for t in texts)
-    assert not any("as loaded" in t for t in texts)
+    texts = [t.get_text() for t in fig.texts if t is not fig._suptitle]
+    assert texts == ["after ToTensor + Normalize", "the same images, pixels permuted"]  # one panel title each, one line
+    assert "as the model sees it" in fig._suptitle.get_text() and "3 samples per class" in fig._suptitle.get_text()
+    assert min(t.get_fontsize() for t in [*fig.texts, fig._suptitle]) >= 10
     shown = [im for ax in fig.axes for im in ax.get_images()]
     assert len(shown) == 10 * 3 * 2 and len({im.get_clim() for im in shown}) == 1  # one grey scale for every image
+    first = shown[0].get_array()  # class 0, first pick: the permuted panel shows the same image, pixels permuted
+    assert sorted(np.asarray(first).ravel().tolist()) == sorted(np.asarray(shown[3].get_array()).ravel().tolist())
+    assert [t.get_text() for t in plots.show_samples(synthetic_splits(), per_class=2).texts][0] == texts[0]

@@ -1,7 +1,6 @@
 """The README's command, `jupyter nbconvert --to notebook --execute --inplace homework3.ipynb`, run as written
 (quick mode, synthetic data) on a copy of the notebook: a broken nbconvert, kernel or notebook fails here. The
 runs it makes are the package's runs, key for key: the notebook's definitions hash like the package's."""
-import dataclasses
 import importlib.util
 import os
 import subprocess
@@ -14,11 +13,8 @@ nbformat = pytest.importorskip("nbformat")
 if importlib.util.find_spec("nbconvert") is None:  # not importorskip: an nbconvert that is installed but broken must fail
     pytest.skip("nbconvert is not installed: the README's execute command cannot run", allow_module_level=True)
 
-from hw3 import bonus  # noqa: E402
-from hw3.cache import result_path  # noqa: E402
-from hw3.experiments import run_experiment  # noqa: E402
-from hw3.models import CNN, MLP  # noqa: E402
-from hw3.train import CONTROLS, OPTIMIZERS  # noqa: E402
+from hw3.cache import COUNTS  # noqa: E402
+from hw3.experiments import GROUPS, run_group  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,19 +25,18 @@ def _jupyter() -> list[str]:
     return [str(beside)] if beside.exists() else [sys.executable, "-m", "jupyter"]
 
 
-def _package_keys(results: Path) -> set[str]:
-    """The result files the package would write for the notebook's quick-mode runs."""
-    common = dict(epochs=1, batch_size=64, train_subset=1000, seed=0)
-    configs = [(run_experiment, dict(model=MLP, optimizer=o, **common)) for o in [*OPTIMIZERS, *CONTROLS]]
-    configs += [(run_experiment, dict(model=CNN, optimizer=o, **common)) for o in OPTIMIZERS]
-    configs += [(run_experiment, dict(model=m, optimizer="nesterov", dataset="permuted", **common)) for m in (MLP, CNN)]
-    configs += [(bonus.run_bonus, dict(config=dataclasses.replace(bonus.FINAL, epochs=1, train_subset=1000), test=True))]
-    configs += [(bonus.run_bonus, dict(config=dataclasses.replace(cfg, seed=0, train_subset=1000)))
-                for _, cfg in bonus.ablation_configs(1)]
-    return {result_path(fn, cfg, results).name for fn, cfg in configs}
+def _package_runs(results: Path, monkeypatch) -> tuple[set[str], set[str]]:
+    """The result files the package's own experiment groups load and train for the notebook's quick-mode runs."""
+    monkeypatch.setenv("HW3_RESULTS_DIR", str(results))
+    COUNTS["loaded"].clear(), COUNTS["trained"].clear()
+    seeds = {"mlp": (0,), "cnn": (0,), "ablation": (0,), "final": (0,)}
+    for group in GROUPS:
+        run_group(group, progress=False, seeds=seeds, epochs=1, train_subset=1000,
+                  **({} if group == "bonus" else {"batch_size": 64}))
+    return set(COUNTS["loaded"]), set(COUNTS["trained"])
 
 
-def test_readme_nbconvert_execute_command_runs_the_notebook(fake_root, md5_file, quick_results, tmp_path):
+def test_readme_nbconvert_execute_command_runs_the_notebook(fake_root, md5_file, quick_results, tmp_path, monkeypatch):
     copy = tmp_path / "homework3.ipynb"
     nb = nbformat.read(ROOT / "homework3.ipynb", as_version=4)
     for c in nb.cells:  # start from a clean copy, so every output below is this run's
@@ -64,4 +59,6 @@ def test_readme_nbconvert_execute_command_runs_the_notebook(fake_root, md5_file,
     assert "epochs=1" in text and "relative error" in text  # quick mode, Part 1 included
     assert any("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", []))
     written = {p.name for p in results.glob("*.json")}
-    assert written == _package_keys(results)  # the notebook's code is the package's, run for run
+    loaded, trained = _package_runs(results, monkeypatch)
+    assert trained == set(), f"the package trained runs the notebook did not make: {sorted(trained)[:3]}"
+    assert loaded == written  # the notebook's code is the package's, run for run
