@@ -65,9 +65,9 @@ def run_group(name: str, device=None, progress: bool = True, force: bool = False
         return [cached(run_experiment, model=m, optimizer="nesterov", dataset="permuted", seed=s, **common, **kw)
                 for m, ss in ((MLP, seeds["mlp"]), (CNN, seeds["cnn"][:1])) for s in ss]  # CNN: one seed, as in 2.5
     if name == "bonus":
-        subset, quick = common.get("train_subset"), common.get("epochs")
-        recipe, rows = bonus.select_recipe(seeds["ablation"], quick or ABLATION_EPOCHS, subset, **kw)
-        final = dataclasses.replace(recipe, epochs=quick or FINAL_EPOCHS)
+        epochs = common.get("epochs")  # given only for a quick preview: then both stages run that many epochs
+        recipe, rows = bonus.select_recipe(seeds["ablation"], epochs or ABLATION_EPOCHS, common.get("train_subset"), **kw)
+        final = dataclasses.replace(recipe, epochs=epochs or FINAL_EPOCHS)
         return [r for _, runs, _ in rows for r in runs] + [
             cached(bonus.run_bonus, config=dataclasses.replace(final, seed=s), test=True, **kw) for s in seeds["final"]]
     raise ValueError(f"experiment group must be one of {GROUPS} or 'all', got {name!r}")
