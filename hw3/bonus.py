@@ -110,8 +110,7 @@ def run_bonus(config: BonusConfig, test: bool = False, device: torch.device | st
 # well within the short budget), each named for everything it changes.
 CANDIDATES: list[tuple[str, dict]] = [
     ("OneCycle schedule, peak lr 0.05 (was constant 0.01)", dict(schedule="onecycle", lr=0.05)),
-    ("BatchNorm", dict(batchnorm=True)),
-    ("second conv per stage", dict(convs_per_stage=2)),
+    ("BatchNorm + a second conv per stage", dict(batchnorm=True, convs_per_stage=2)),
     ("random affine augmentation", dict(augment=True)),
     ("label smoothing 0.1", dict(label_smoothing=0.1)),
 ]
@@ -126,7 +125,7 @@ def select_recipe(seeds: tuple[int, ...], epochs: int = 3, train_subset: int | N
                 for s in seeds]
     recipe = BonusConfig(epochs=epochs, train_subset=train_subset)
     best = runs(recipe)
-    rows = [("homework CNN (2.3)", best, True)]
+    rows = [(f"homework CNN (2.3), {epochs} epochs", best, True)]
     for name, change in CANDIDATES:
         trial = runs(dataclasses.replace(recipe, **change))
         rows.append((name, trial, beats(trial, best)))

@@ -1,7 +1,7 @@
 """Input checks of Part 1's functions: bad input raises a ValueError (KeyError for a missing weight) saying what
 was expected and what was received, never a silently wrong number. Vectors may be (B,) or columns (B, 1).
 
-Plumbing: the graded functions of hw3/backprop.py (and the notebook's cells) call these; they compute nothing.
+Plumbing: Part 1's graded functions call these; they compute nothing.
 """
 from __future__ import annotations
 

@@ -116,8 +116,9 @@ def build(notebook: Path | None = None):
     except (OSError, ValueError) as e:  # missing, unreadable or not a notebook (nbformat raises ValueError subclasses)
         raise ExportError(f"cannot read the notebook {notebook}: {e}") from e
     for c in nb.cells:
-        if c.cell_type == "code":
+        if c.cell_type == "code":  # nothing of an earlier execution: outputs, counts, nor its timestamps
             c.outputs, c.execution_count = [], None
+            c.metadata.pop("execution", None)
     first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
     nb.cells[first_code:first_code] = bundle_cells(package_files(notebook))
     nb.metadata.pop("jupytext", None)  # the export is not paired with a text file

@@ -10,16 +10,12 @@ from .backprop import predict, stable_logistic_loss
 
 def numerical_gradient(X: np.ndarray, y: np.ndarray, W: Mapping, h: float = 1e-6) -> dict[str, np.ndarray]:
     """(L(w + h e_k) - L(w - h e_k)) / 2h for every weight w_k of the average stable loss."""
-    grads = {key: np.zeros(np.shape(value)) for key, value in W.items()}
-    for key, g in grads.items():
-        for idx in np.ndindex(g.shape):
-            losses = []
-            for step in (h, -h):
-                w = {k: np.array(v, dtype=float) for k, v in W.items()}
-                w[key][idx] += step
-                losses.append(stable_logistic_loss(y, predict(X, w)[1]))
-            g[idx] = (losses[0] - losses[1]) / (2 * h)
-    return grads
+    def loss(key, idx, step):  # the loss with the one weight W[key][idx] moved by `step`
+        w = {k: np.array(v, dtype=float) for k, v in W.items()}
+        w[key][idx] += step
+        return stable_logistic_loss(y, predict(X, w)[1])
+    return {key: np.reshape([(loss(key, i, h) - loss(key, i, -h)) / (2 * h) for i in np.ndindex(np.shape(v))], np.shape(v))
+            for key, v in W.items()}
 
 
 def relative_error(a: Mapping, b: Mapping) -> float:

@@ -17,7 +17,7 @@ from torchvision.datasets.utils import calculate_md5
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 
-# (romanised, hiragana) for labels 0..9, as in the KMNIST README.
+# (romanised, hiragana) for labels 0..9, as in the README of the dataset (github.com/rois-codh/kmnist).
 CLASSES = [("o", "お"), ("ki", "き"), ("su", "す"), ("tsu", "つ"), ("na", "な"),
            ("ha", "は"), ("ma", "ま"), ("ya", "や"), ("re", "れ"), ("wo", "を")]
 

@@ -106,6 +106,26 @@ def test_random_affine_shift_is_in_pixels(seed):
     assert divmod(int(out.flatten().argmax()), 28) == (round(12 - float(shift[1])), round(12 - float(shift[0])))
 
 
+def test_random_affine_builds_the_warp_of_its_draw(monkeypatch):
+    # fixed draws u per sample (rotation, scale, shift x, shift y); the spy records the matrix given to affine_grid
+    u = torch.tensor([[1.0, -1.0, 0.5, -0.25], [-0.5, 1.0, -1.0, 1.0]])
+    draws, thetas = [], []
+    monkeypatch.setattr(torch, "rand", lambda *shape, generator: draws.append(shape) or (u + 1) / 2)
+    real_grid = torch.nn.functional.affine_grid
+    monkeypatch.setattr(torch.nn.functional, "affine_grid", lambda theta, size, **kw: thetas.append(theta) or real_grid(theta, size, **kw))
+    x = torch.zeros(2, 1, 28, 28)
+    bonus.RandomAffine(background=0.0, seed=0)(x)  # defaults: 2 px, 10 degrees, scale 0.9 to 1.1
+    assert draws == [(2, 4)]
+    angle, scale = u[:, 0] * math.radians(10), 1 + u[:, 1] * 0.1
+    cos, sin, shift = torch.cos(angle) / scale, torch.sin(angle) / scale, u[:, 2:] * 2 * 2 / 28  # [-1, 1] spans 28 px
+    want = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    torch.testing.assert_close(thetas[0], want)
+
+
+def test_random_affine_stays_on_the_batch_device():
+    assert bonus.RandomAffine(background=-0.5, seed=0)(torch.zeros(2, 1, 28, 28, device="meta")).device.type == "meta"
+
+
 # ---------------------------------------------------------------------------------------------
 # one run (on a 300-image validation split: evaluating 10,000 images each epoch would dominate the time)
 
@@ -146,6 +166,41 @@ def test_run_bonus_evaluates_the_test_split_only_when_asked(small_val, monkeypat
     assert result_path(bonus.run_bonus, dict(config=cfg)) != result_path(bonus.run_bonus, dict(config=cfg, test=True))
 
 
+@pytest.mark.parametrize("cfg", [bonus.BonusConfig(epochs=2, seed=3, train_subset=256),
+                                 bonus.BonusConfig(schedule="onecycle", lr=0.05, augment=True, label_smoothing=0.1, epochs=2,
+                                                   seed=4, train_subset=256)])
+def test_run_bonus_hands_the_loop_its_configuration(fake_root, monkeypatch, cfg):
+    got = {}
+
+    def fake_train(model, loaders, optimizer, epochs, progress, desc, schedule, augment, label_smoothing):
+        got.update(loaders=loaders, optimizer=optimizer, epochs=epochs, progress=progress, desc=desc, schedule=schedule,
+                   augment=augment, label_smoothing=label_smoothing)
+        return {"val_acc": [0.1]}
+
+    monkeypatch.setattr(bonus, "train", fake_train)
+    monkeypatch.setattr(bonus, "evaluate", lambda model, loader: (0.0, 0.5))
+    bonus.run_bonus(cfg)  # progress shown by default
+    group = got["optimizer"].param_groups[0]
+    assert isinstance(got["optimizer"], torch.optim.SGD) and (group["momentum"], group["nesterov"]) == (0.9, True)
+    assert (got["epochs"], got["progress"], got["desc"], got["label_smoothing"]) == (2, True, f"bonus seed {cfg.seed}",
+                                                                                      cfg.label_smoothing)
+    want = make_loaders(kmnist_splits(train_subset=256), 64, seed=cfg.seed)["train"]  # batches of 64, shuffled by the seed
+    assert [y.tolist() for _, y in got["loaders"]["train"]] == [y.tolist() for _, y in want]
+    if cfg.schedule == "constant":
+        assert got["schedule"] is None and group["lr"] == cfg.lr
+    else:  # warm-up over the first quarter of all steps to the peak lr, then down; momentum not cycled
+        sched = got["schedule"]
+        assert isinstance(sched, torch.optim.lr_scheduler.OneCycleLR) and sched.total_steps == 2 * 256 // 64
+        assert group["max_lr"] == cfg.lr and sched._schedule_phases[0]["end_step"] == 0.25 * 8 - 1
+        assert not sched.cycle_momentum and group["momentum"] == 0.9
+    if cfg.augment:
+        pre = kmnist_splits(train_subset=256).preprocess
+        assert isinstance(got["augment"], bonus.RandomAffine) and got["augment"].background == pytest.approx(-pre.mean / pre.std)
+        assert torch.equal(got["augment"].generator.get_state(), torch.Generator().manual_seed(cfg.seed).get_state())
+    else:
+        assert got["augment"] is None
+
+
 def test_the_whole_recipe_runs_end_to_end(small_val):
     cfg = bonus.BonusConfig(convs_per_stage=2, batchnorm=True, schedule="onecycle", lr=0.05, augment=True,
                             label_smoothing=0.1, epochs=2, train_subset=256)
@@ -160,8 +215,8 @@ def test_the_whole_recipe_runs_end_to_end(small_val):
 
 GAIN = {  # points of validation accuracy each candidate adds (the recipe's accuracy is 90% + the kept gains)
     "schedule": 0.3,           # kept: +0.3 > 0 + 0 + 0.1
-    "batchnorm": 0.05,         # refused: +0.05 <= 0.1
-    "convs_per_stage": 0.5,    # kept, on top of the schedule
+    "batchnorm": 0.03,         # with the second conv (one candidate): refused, +0.08 <= 0.1
+    "convs_per_stage": 0.05,
     "augment": 0.2,            # refused: +0.2 beyond the margin, but not beyond its seed spread (sd 0.71)
     "label_smoothing": 0.15,   # kept
 }
@@ -185,25 +240,22 @@ def test_select_recipe_keeps_a_candidate_only_when_it_beats_the_recipe_so_far(mo
 
     monkeypatch.setattr(bonus, "cached", fake_cached)
     recipe, rows = bonus.select_recipe((0, 1), epochs=2, train_subset=100, device="dev")
-    assert [(name, kept) for name, _, kept in rows] == [("homework CNN (2.3)", True)] + \
-        [(name, k) for (name, _), k in zip(bonus.CANDIDATES, [True, False, True, False, True])]
-    assert recipe == bonus.BonusConfig(convs_per_stage=2, schedule="onecycle", lr=0.05, label_smoothing=0.1,
-                                       epochs=2, train_subset=100)
+    assert [(name, kept) for name, _, kept in rows] == [("homework CNN (2.3), 2 epochs", True)] + \
+        [(name, k) for (name, _), k in zip(bonus.CANDIDATES, [True, False, False, True])]
+    assert recipe == bonus.BonusConfig(schedule="onecycle", lr=0.05, label_smoothing=0.1, epochs=2, train_subset=100)
     # every trial is the recipe so far plus one candidate, over both seeds
     tried = [bonus.BonusConfig(epochs=2, train_subset=100),
              bonus.BonusConfig(schedule="onecycle", lr=0.05, epochs=2, train_subset=100),
-             bonus.BonusConfig(schedule="onecycle", lr=0.05, batchnorm=True, epochs=2, train_subset=100),
-             bonus.BonusConfig(convs_per_stage=2, schedule="onecycle", lr=0.05, epochs=2, train_subset=100),
-             bonus.BonusConfig(convs_per_stage=2, schedule="onecycle", lr=0.05, augment=True, epochs=2, train_subset=100),
-             bonus.BonusConfig(convs_per_stage=2, schedule="onecycle", lr=0.05, label_smoothing=0.1, epochs=2,
-                               train_subset=100)]
+             bonus.BonusConfig(schedule="onecycle", lr=0.05, batchnorm=True, convs_per_stage=2, epochs=2, train_subset=100),
+             bonus.BonusConfig(schedule="onecycle", lr=0.05, augment=True, epochs=2, train_subset=100),
+             bonus.BonusConfig(schedule="onecycle", lr=0.05, label_smoothing=0.1, epochs=2, train_subset=100)]
     assert calls == [dataclasses.replace(c, seed=s) for c in tried for s in (0, 1)]
     for (_, runs, _), config in zip(rows, tried):
         assert [r["config"]["seed"] for r in runs] == [0, 1] and runs[0]["final"]["val_acc"] == fake_accuracy(config)
 
 
 def test_select_recipe_verdicts_are_those_of_beats(monkeypatch):
-    verdicts = iter([False, True, False, False, True])  # whatever the accuracies, `beats` decides
+    verdicts = iter([False, True, False, True])  # whatever the accuracies, `beats` decides
 
     def fake_beats(a, b):
         return next(verdicts)
@@ -211,9 +263,21 @@ def test_select_recipe_verdicts_are_those_of_beats(monkeypatch):
     monkeypatch.setattr(bonus, "cached", lambda fn, config, device, **kw: {"config": config, "final": {"val_acc": 0.9}})
     monkeypatch.setattr(bonus, "beats", fake_beats)
     recipe, rows = bonus.select_recipe((0,), epochs=1)
-    assert [kept for _, _, kept in rows] == [True, False, True, False, False, True]
-    assert recipe == bonus.BonusConfig(batchnorm=True, label_smoothing=0.1, epochs=1)
-    assert rows[-1][1][0]["config"] == bonus.BonusConfig(batchnorm=True, label_smoothing=0.1, epochs=1, seed=0)
+    assert [kept for _, _, kept in rows] == [True, False, True, False, True]
+    assert recipe == bonus.BonusConfig(batchnorm=True, convs_per_stage=2, label_smoothing=0.1, epochs=1)
+    assert rows[-1][1][0]["config"] == bonus.BonusConfig(batchnorm=True, convs_per_stage=2, label_smoothing=0.1, epochs=1,
+                                                         seed=0)
+
+
+def test_select_recipe_defaults_and_passes_its_options_to_the_cache(monkeypatch):
+    seen = []
+    monkeypatch.setattr(bonus, "cached", lambda fn, config, **kw: seen.append((config.epochs, kw)) or
+                        {"config": config, "final": {"val_acc": 0.9}})
+    bonus.select_recipe((0,))
+    assert seen[0] == (3, dict(device="cpu", progress=True, force=False))
+    seen.clear()
+    bonus.select_recipe((0,), 2, device="dev", progress=False, force=True)
+    assert seen[0] == (2, dict(device="dev", progress=False, force=True))
 
 
 def test_select_recipe_uses_the_margin_of_the_text():

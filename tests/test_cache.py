@@ -498,3 +498,10 @@ def test_a_nested_class_hashes_alike_in_a_notebook_and_in_the_package():
     in_notebook, in_package = _run_as("__main__", source)["Net"], _run_as("hw3.fake", source)["Net"]
     assert _source(in_notebook) == _source(in_package)  # by its code, not by a repr that names its module
     assert _source(_run_as("__main__", source.replace("K = 1", "K = 2"))["Net"]) != _source(in_notebook)
+
+
+def test_a_class_attribute_that_is_a_builtin_or_a_callable_object_is_hashed_by_its_value():
+    source = "import functools\nclass Net:\n    ACT = max\n    PART = functools.partial(max, 1)\n"
+    text = _source(_run_as("__main__", source)["Net"])
+    assert "ACT=<built-in function max>" in text and "PART=functools.partial(<built-in function max>, 1)" in text
+    assert _source(_run_as("__main__", source.replace("ACT = max", "ACT = min"))["Net"]) != text

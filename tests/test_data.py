@@ -48,6 +48,8 @@ def test_split_sizes_disjoint_complete_and_repeatable():
 def test_bad_split_size_is_refused(n_val):
     with pytest.raises(ValueError, match=f"n_val must be between 1 and 9 for 10 samples, got {n_val}"):
         data.split_indices(10, n_val=n_val)
+    assert [len(part) for part in data.split_indices(10, n_val=1)] == [9, 1]  # the bounds 1 and n - 1 are valid
+    assert [len(part) for part in data.split_indices(10, n_val=9)] == [1, 9]
 
 
 def test_splits_of_the_files_sizes_and_disjoint(fake_root):
@@ -112,6 +114,11 @@ def test_random_permutation_semantics():
         p(torch.zeros(1, 10, 10))
     with pytest.raises(ValueError, match="num_features must be positive, got 0"):
         data.RandomPermutation(0)
+    assert data.RandomPermutation(1).reindex.tolist() == [0]  # one pixel, and no seed: valid
+    assert sorted(data.RandomPermutation(5).reindex.tolist()) == [0, 1, 2, 3, 4]
+    assert torch.equal(p.batch(img[None]), p(img)[None])  # a batch of one image
+    with pytest.raises(AssertionError, match=r"expected 784 pixels per image, got shape \(2, 1, 10, 10\)"):
+        p.batch(torch.zeros(2, 1, 10, 10))
 
 
 def test_one_permutation_shared_by_all_splits(fake_root):
@@ -136,6 +143,10 @@ def test_dataloaders_and_standard_route_yield_the_same_samples(fake_root, permut
         fx, fy = zip(*fast[split])
         torch.testing.assert_close(torch.cat(xs), torch.cat(fx), rtol=0, atol=1e-6)
         assert torch.equal(torch.cat(ys), torch.cat(fy))
+    assert [len(y) for _, y in std["test"]] == [64] * (N_TEST // 64) + [N_TEST % 64]
+    assert isinstance(std["train"].sampler, torch.utils.data.RandomSampler)  # shuffled: train only
+    assert all(isinstance(std[k].sampler, torch.utils.data.SequentialSampler) for k in ("val", "test"))
+    assert all(loader.num_workers == 0 for loader in std.values())
     # the shuffled training split: the same samples in the dataset's order
     x0, y0 = std["train"].dataset[0]
     train_x, train_y = fast["train"].dataset.tensors
@@ -145,6 +156,30 @@ def test_dataloaders_and_standard_route_yield_the_same_samples(fake_root, permut
 
 def _epoch(loader):
     return [(x, y) for x, y in loader]
+
+
+def test_an_explicit_data_dir_wins_over_the_environment(fake_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("HW3_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(kmnist, "_download", lambda root: pytest.fail(f"tried to download into {root}"))
+    assert len(data.kmnist_splits(data_dir=fake_root).labels["test"]) == N_TEST
+    std = data.standard_loaders(fake_root)  # and its default batch size is the homework's, 64
+    assert len(std["test"].dataset) == N_TEST and [len(y) for _, y in std["test"]][:2] == [64, 64]
+
+
+def test_make_loaders_defaults_are_batches_of_64_seed_0_and_evaluation_batches_of_500(fake_root):
+    splits = data.kmnist_splits(train_subset=150)
+    default, explicit = data.make_loaders(splits), data.make_loaders(splits, 64, "cpu", seed=0, eval_batch_size=500)
+    first = _epoch(default["train"])
+    assert [len(y) for _, y in first] == [64, 64, 22] and [len(y) for _, y in default["val"]] == [500] * 20
+    for a, b in zip(first, _epoch(explicit["train"])):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def test_every_split_is_put_on_the_device_asked_for(fake_root):
+    splits = data.kmnist_splits(train_subset=150)
+    assert splits.preprocess.batch(splits.images["val"][:4], "meta").device.type == "meta"
+    for loader in data.make_loaders(splits, device="meta").values():
+        assert [t.device.type for t in loader.dataset.tensors] == ["meta", "meta"]
 
 
 def test_training_batches_reshuffle_every_epoch_reproducibly_and_cover_every_sample_once(fake_root):

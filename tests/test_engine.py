@@ -89,7 +89,7 @@ def test_evaluate_is_the_mean_cross_entropy_over_every_sample_of_big_batches():
     loss, acc = evaluate(model, loader)
     assert loss > 1 and loss == pytest.approx(want_loss, rel=1e-5)  # a per-batch mean / n would be ~500x smaller
     assert acc == pytest.approx(want_acc, abs=1e-12)
-    with pytest.raises(ValueError, match="evaluate got an empty loader"):
+    with pytest.raises(ValueError, match="^evaluate got an empty loader$"):
         evaluate(model, [])
 
 
@@ -119,6 +119,35 @@ def test_train_history_lengths_and_values():
     assert h["step_loss"][-1] < h["step_loss"][0]  # it learned something
     with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         train(model, loaders, torch.optim.SGD(model.parameters(), lr=0.1), epochs=0, progress=False)
+
+
+class _RecordingBar:
+    """Stands in for the progress bar: records what the training loop tells it."""
+
+    def __init__(self, total, desc="", disable=False):
+        self.args, self.updates, self.postfixes, self.closed = (total, desc, disable), 0, [], False
+
+    def update(self):
+        self.updates += 1
+
+    def set_postfix(self, **kwargs):
+        self.postfixes.append(kwargs)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("kwargs, desc, disable", [({}, "", False), ({"progress": False, "desc": "MLP seed 3"}, "MLP seed 3", True)])
+def test_train_drives_one_progress_bar_over_every_step(monkeypatch, kwargs, desc, disable):
+    bars = []
+    monkeypatch.setattr(sys.modules["hw3.train"], "progress_bar", lambda *a, **k: bars.append(_RecordingBar(*a, **k)) or bars[-1])
+    loaders, model = _toy_loaders(), _toy_model()
+    h = train(model, loaders, torch.optim.SGD(model.parameters(), lr=0.1), epochs=2, **kwargs)
+    bar, = bars
+    assert bar.args == (2 * 5, desc, disable) and bar.updates == 2 * 5 and bar.closed
+    # after each epoch: that epoch's mean training loss and validation accuracy, shown when the bar next redraws
+    assert bar.postfixes == [{"train_loss": f"{h['train_loss'][e]:.3f}", "val_acc": f"{h['val_acc'][e]:.3f}", "refresh": False}
+                             for e in (1, 2)]
 
 
 def test_train_first_step_loss_is_the_cross_entropy_of_the_first_batch_and_label_smoothing_is_used():

@@ -45,6 +45,9 @@ def export_env(tmp_path, monkeypatch):
 
 def test_an_executed_export_holds_no_timing_metadata_and_is_reproducible(tmp_path, export_env):
     source = _notebook(tmp_path / "tiny.ipynb", "print(6 * 7)", "import hw3, sys\n'torch' in sys.modules")
+    stale = nbformat.read(source, as_version=4)  # timestamps of an earlier execution in place (nbconvert writes them)
+    stale.cells[1].metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00.000000Z"}
+    nbformat.write(stale, source)
     first = export_notebook(tmp_path / "one.ipynb", notebook=source)
     second = export_notebook(tmp_path / "two.ipynb", notebook=source)
     nb = nbformat.read(first, as_version=4)
