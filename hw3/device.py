@@ -28,8 +28,7 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        n = torch.get_num_threads()
-        return f"cpu ({n} thread{'s' * (n != 1)})"
+        return f"cpu ({torch.get_num_threads()} threads)"
     return device.type
 
 

@@ -41,7 +41,7 @@ def _pick_per_class(labels: torch.Tensor, per_class: int, seed: int) -> torch.Te
 
 def show_samples(splits: KMNISTSplits, split: str = "train", per_class: int = 8, seed: int = 0,
                  permuted: KMNISTSplits | None = None) -> plt.Figure:
-    """`per_class` samples per class as the model sees them; with `permuted`, the same samples permuted beside them."""
+    """`per_class` samples per class after the transform; with `permuted`, the same samples permuted beside them."""
     picks = _pick_per_class(splits.labels[split], per_class, seed)
     panels = [("after ToTensor + Normalize", splits)]
     if permuted is not None:
@@ -72,7 +72,7 @@ def show_samples(splits: KMNISTSplits, split: str = "train", per_class: int = 8,
     cb = fig.colorbar(im, cax=cax)
     cb.set_label(f"normalised pixel value (x/255 - {p0.mean:.3f}) / {p0.std:.3f}", fontsize=FONT - 1)
     cb.ax.tick_params(labelsize=FONT - 1)
-    fig.suptitle(f"KMNIST {split} split as the model sees it: {per_class} samples per class", fontsize=FONT + 1, y=0.985)
+    fig.suptitle(f"KMNIST {split} split after the transform (ink dark): {per_class} samples per class", fontsize=FONT + 1, y=0.985)
     return fig
 
 

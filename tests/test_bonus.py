@@ -11,6 +11,7 @@ import hw3.bonus as bonus
 import hw3.evidence as ev
 from hw3.cache import result_path
 from hw3.data import kmnist_splits, make_loaders
+from hw3.device import describe
 from hw3.models import CNN, count_parameters
 from hw3.train import evaluate
 
@@ -179,7 +180,8 @@ def test_run_bonus_hands_the_loop_its_configuration(fake_root, monkeypatch, cfg)
 
     monkeypatch.setattr(bonus, "train", fake_train)
     monkeypatch.setattr(bonus, "evaluate", lambda model, loader: (0.0, 0.5))
-    bonus.run_bonus(cfg)  # progress shown by default
+    r, _ = bonus.run_bonus(cfg)  # progress shown by default
+    assert r["device"] == describe(torch.device("cpu")) and 0 <= r["wall_time_s"] < 60
     group = got["optimizer"].param_groups[0]
     assert isinstance(got["optimizer"], torch.optim.SGD) and (group["momentum"], group["nesterov"]) == (0.9, True)
     assert (got["epochs"], got["progress"], got["desc"], got["label_smoothing"]) == (2, True, f"bonus seed {cfg.seed}",
@@ -199,6 +201,15 @@ def test_run_bonus_hands_the_loop_its_configuration(fake_root, monkeypatch, cfg)
         assert torch.equal(got["augment"].generator.get_state(), torch.Generator().manual_seed(cfg.seed).get_state())
     else:
         assert got["augment"] is None
+
+
+def test_run_bonus_puts_its_data_and_model_on_the_device_asked_for(fake_root, monkeypatch):
+    got = {}
+    monkeypatch.setattr(bonus, "train", lambda model, loaders, *a: got.update(model=model, loaders=loaders) or {"val_acc": [0.1]})
+    monkeypatch.setattr(bonus, "evaluate", lambda model, loader: (0.0, 0.5))
+    r, _ = bonus.run_bonus(bonus.BonusConfig(epochs=1, train_subset=64), device="meta")
+    assert all(t.device.type == "meta" for loader in got["loaders"].values() for t in loader.dataset.tensors)
+    assert next(got["model"].parameters()).device.type == "meta" and r["device"] == describe(torch.device("meta"))
 
 
 def test_the_whole_recipe_runs_end_to_end(small_val):

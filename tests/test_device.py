@@ -36,8 +36,3 @@ def test_pick_device_without_an_mps_backend(monkeypatch):
     monkeypatch.delattr(torch.backends, "mps")  # an older torch or a build without it
     assert pick_device() == torch.device("cpu")
 
-
-@pytest.mark.parametrize("threads, text", [(1, "cpu (1 thread)"), (2, "cpu (2 threads)")])
-def test_describe_names_the_cpu_threads(monkeypatch, threads, text):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
-    assert describe(torch.device("cpu")) == text

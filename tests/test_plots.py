@@ -182,7 +182,7 @@ def test_sample_grid_titles_say_what_is_shown():
     fig = plots.show_samples(synthetic_splits(), per_class=3, permuted=synthetic_splits(data.RandomPermutation(784, 0)))
     texts = [t.get_text() for t in fig.texts if t is not fig._suptitle]
     assert texts == ["after ToTensor + Normalize", "the same images, pixels permuted"]  # one panel title each, one line
-    assert "as the model sees it" in fig._suptitle.get_text() and "3 samples per class" in fig._suptitle.get_text()
+    assert "after the transform (ink dark)" in fig._suptitle.get_text() and "3 samples per class" in fig._suptitle.get_text()
     assert min(t.get_fontsize() for t in [*fig.texts, fig._suptitle]) >= 10
     shown = [im for ax in fig.axes for im in ax.get_images()]
     assert len(shown) == 10 * 3 * 2 and len({im.get_clim() for im in shown}) == 1  # one grey scale for every image
