@@ -40,8 +40,6 @@ class RandomPermutation:
     """A fixed random permutation of an image's pixels, drawn once at construction (seedable)."""
 
     def __init__(self, num_features: int, seed: int | None = None):
-        if num_features <= 0:
-            raise ValueError(f"num_features must be positive, got {num_features}")
         self.num_features = num_features
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         self.reindex = torch.randperm(num_features, generator=g)
@@ -51,40 +49,28 @@ class RandomPermutation:
         assert self.num_features == img.numel(), f"expected {self.num_features} pixels, got {img.numel()} in shape {tuple(img.shape)}"
         return img.reshape(-1)[self.reindex.to(img.device)].view(img.shape)
 
-    def batch(self, x: torch.Tensor) -> torch.Tensor:
-        """Permute every image of a batch (N, ...) with the same permutation."""
-        assert self.num_features == x[0].numel(), f"expected {self.num_features} pixels per image, got shape {tuple(x.shape)}"
-        return x.reshape(len(x), -1)[:, self.reindex.to(x.device)].view(x.shape)
 
+@dataclass
+class KMNISTSplits:
+    """Raw uint8 images and labels of the train / val / test splits, and the transform: ToTensor + Normalize(mean, std)
+    with the training split's statistics [+ RandomPermutation, last]."""
 
-@dataclass(frozen=True)
-class Preprocess:
-    """ToTensor + Normalize(mean, std) [+ RandomPermutation, last], per sample or for a whole split."""
-
+    images: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]
     mean: float
     std: float
     permutation: RandomPermutation | None = None
 
-    def per_sample(self) -> transforms.Compose:
-        """The torchvision transform for one PIL image, as a per-sample DataLoader applies it."""
+    def transform(self) -> transforms.Compose:
+        """The torchvision transform of one PIL image, as a per-sample DataLoader applies it."""
         steps = [transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))]
         return transforms.Compose(steps + ([self.permutation] if self.permutation else []))
 
-    def batch(self, images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-        """The same transform on a uint8 batch (N, 28, 28) at once: float32 (N, 1, 28, 28) on device."""
-        # the same operations in the same order as ToTensor + Normalize, so the same float32 values
-        x = images.to(device).unsqueeze(1).to(torch.float32)
-        x.div_(255.0).sub_(self.mean).div_(self.std)
-        return self.permutation.batch(x) if self.permutation else x
-
-
-@dataclass
-class KMNISTSplits:
-    """Raw uint8 images and labels of the train / val / test splits, and the transform to apply."""
-
-    images: dict[str, torch.Tensor]
-    labels: dict[str, torch.Tensor]
-    preprocess: Preprocess
+    def tensors(self, split: str, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The same transform on a whole split at once: float32 (N, 1, 28, 28) on the device, the same values."""
+        # the operations of ToTensor + Normalize in their order, so the same float32 values (printed in 2.1)
+        x = self.images[split].to(device).unsqueeze(1).to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
+        return x.flatten(1)[:, self.permutation.reindex.to(device)].view(x.shape) if self.permutation else x
 
 
 def kmnist_splits(permutation: RandomPermutation | None = None, train_subset: int | None = None,
@@ -98,14 +84,14 @@ def kmnist_splits(permutation: RandomPermutation | None = None, train_subset: in
     images = {"train": raw["train_images"][train_idx], "val": raw["train_images"][val_idx], "test": raw["test_images"]}
     labels = {"train": raw["train_labels"][train_idx], "val": raw["train_labels"][val_idx], "test": raw["test_labels"]}
     pixels = images["train"].double() / 255.0  # normalisation statistics of the training split only
-    return KMNISTSplits(images, labels, Preprocess(float(pixels.mean()), float(pixels.std()), permutation))
+    return KMNISTSplits(images, labels, float(pixels.mean()), float(pixels.std()), permutation)
 
 
 def make_loaders(splits: KMNISTSplits, batch_size: int = 64, device: torch.device | str = "cpu", seed: int = 0,
                  eval_batch_size: int = 500) -> dict[str, DataLoader]:
     """DataLoaders over each split transformed once into a TensorDataset on the device: train (reshuffled every
     epoch, seeded), val, test, and train_eval (the training split in order, to evaluate the fit)."""
-    sets = {name: TensorDataset(splits.preprocess.batch(splits.images[name], device), splits.labels[name].to(device))
+    sets = {name: TensorDataset(splits.tensors(name, device), splits.labels[name].to(device))
             for name in ("train", "val", "test")}
     shuffle = torch.Generator().manual_seed(seed)  # on the CPU: the same batches on every device
     samplers = {"train": BatchSampler(RandomSampler(sets["train"], generator=shuffle), batch_size, drop_last=False)}
@@ -121,12 +107,10 @@ PERMUTATION_SEED = 2024  # the one pixel permutation of PermutedKMNIST (question
 def standard_loaders(data_dir: str | os.PathLike | None = None, batch_size: int = 64,
                      permutation: RandomPermutation | None = None, num_workers: int = 0) -> dict[str, DataLoader]:
     """The textbook route: torchvision datasets, per-sample transforms, DataLoader (train shuffled)."""
-    raw = load_kmnist(data_dir)
+    tf = kmnist_splits(permutation, data_dir=data_dir).transform()
     root = str(resolve_data_dir(data_dir))
-    tr, va = split_indices(len(raw["train_labels"]))
-    pixels = raw["train_images"][tr].double() / 255.0
-    tf = Preprocess(float(pixels.mean()), float(pixels.std()), permutation).per_sample()
     train_full = datasets.KMNIST(root, train=True, transform=tf)
+    tr, va = split_indices(len(train_full))
     test = datasets.KMNIST(root, train=False, transform=tf)
     sets = {"train": Subset(train_full, tr.tolist()), "val": Subset(train_full, va.tolist()), "test": test}
     return {k: DataLoader(v, batch_size=batch_size, shuffle=(k == "train"), num_workers=num_workers)

@@ -42,7 +42,7 @@ def run_experiment(model: type[nn.Module], optimizer: str, dataset: str = "plain
 # ---------------------------------------------------------------------------------------------
 # the command line's experiment groups: the notebook's runs, with the package's definitions
 
-MLP_SEEDS, CNN_SEEDS, ABLATION_SEEDS, FINAL_SEEDS = (0, 1, 2), (0, 1), (0, 1), (0, 1, 2)  # as in the notebook
+MLP_SEEDS, CNN_SEEDS, ABLATION_SEEDS, FINAL_SEEDS = (0, 1, 2), (0, 1), (0, 1, 2), (0, 1, 2)  # as in the notebook
 ABLATION_EPOCHS, FINAL_EPOCHS = 3, 10
 GROUPS = ("mlp", "cnn", "permuted", "bonus")
 

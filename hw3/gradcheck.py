@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from .backprop import predict, stable_logistic_loss
 
@@ -24,12 +26,9 @@ def relative_error(a: Mapping, b: Mapping) -> float:
 
 
 def autograd_gradient(X: np.ndarray, y: np.ndarray, W: Mapping) -> dict[str, np.ndarray]:
-    """PyTorch's gradient of the same average loss, in float64, written in a stable form."""
-    import torch
+    """PyTorch autograd's gradient of the average logistic loss, in float64: the reference for `gradient`."""
     w = {k: torch.tensor(v, requires_grad=True) for k, v in W.items()}
-    # sigmoid as exp(logsigmoid): its backward is sigma(z) sigma(-z), where torch.sigmoid's
-    # sigma(z) (1 - sigma(z)) rounds to 0 once sigma(z) rounds to 1 (z >= 37, see 1.2)
-    x1 = torch.exp(torch.nn.functional.logsigmoid(torch.tensor(X) @ w["w_1"]))
-    z2 = (x1 @ w["w_2"])[:, 0]
-    torch.nn.functional.binary_cross_entropy_with_logits(z2, torch.tensor(y)).backward()
+    # sigmoid as exp(logsigmoid), whose backward is sigma(z) sigma(-z): torch.sigmoid's is 0 once sigma(z) rounds to 1
+    x1 = torch.exp(F.logsigmoid(torch.tensor(X) @ w["w_1"]))
+    F.binary_cross_entropy_with_logits((x1 @ w["w_2"])[:, 0], torch.tensor(y)).backward()
     return {k: v.grad.numpy() for k, v in w.items()}

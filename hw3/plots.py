@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import torch
+from torchvision.transforms.functional import to_pil_image
 
 from .kmnist import CLASSES
 
@@ -54,10 +55,12 @@ def show_samples(splits: KMNISTSplits, split: str = "train", per_class: int = 8,
     for ax in grid[:, per_class::per_class + 1].flat:
         ax.set_visible(False)
     axes = np.delete(grid, np.s_[per_class::per_class + 1], axis=1)
-    p0 = splits.preprocess  # one grey scale for every image: the normalised values of pixel 0 (white) and 255 (black)
-    vmin, vmax = (0 - p0.mean) / p0.std, (1 - p0.mean) / p0.std
+    # one grey scale for every image: the normalised values of pixel 0 (white) and 255 (black)
+    vmin, vmax = (0 - splits.mean) / splits.std, (1 - splits.mean) / splits.std
     for p, (title, s) in enumerate(panels):
-        imgs = s.preprocess.batch(s.images[split][picks.flatten()]).view(len(CLASSES), per_class, 28, 28)
+        tf = s.transform()  # torchvision's per-sample transform: cheap for these few images
+        imgs = torch.stack([tf(to_pil_image(img)) for img in s.images[split][picks.flatten()]])
+        imgs = imgs.view(len(CLASSES), per_class, 28, 28)
         for c in range(len(CLASSES)):
             for j in range(per_class):
                 ax = axes[c, p * per_class + j]
@@ -70,7 +73,7 @@ def show_samples(splits: KMNISTSplits, split: str = "train", per_class: int = 8,
         fig.text((left + right) / 2, axes[0, 0].get_position().y1 + 0.008, title, ha="center", va="bottom", fontsize=FONT)
     cax = fig.add_axes((0.9, 0.2, 0.015, 0.6))
     cb = fig.colorbar(im, cax=cax)
-    cb.set_label(f"normalised pixel value (x/255 - {p0.mean:.3f}) / {p0.std:.3f}", fontsize=FONT - 1)
+    cb.set_label(f"normalised pixel value (x/255 - {splits.mean:.3f}) / {splits.std:.3f}", fontsize=FONT - 1)
     cb.ax.tick_params(labelsize=FONT - 1)
     fig.suptitle(f"KMNIST {split} split after the transform (ink dark): {per_class} samples per class", fontsize=FONT + 1, y=0.985)
     return fig

@@ -86,15 +86,15 @@ def test_data_dir_resolution(monkeypatch, tmp_path):
 
 def test_transform_dtype_shape_range_and_train_only_statistics(fake_root):
     s = data.kmnist_splits(data_dir=fake_root)
-    x = s.preprocess.batch(s.images["val"][:5])
+    x = s.tensors("val")[:5]
     assert x.dtype == torch.float32 and x.shape == (5, 1, 28, 28)
-    lo, hi = (0 - s.preprocess.mean) / s.preprocess.std, (1 - s.preprocess.mean) / s.preprocess.std
+    lo, hi = (0 - s.mean) / s.std, (1 - s.mean) / s.std
     assert x.min() >= lo - 1e-6 and x.max() <= hi + 1e-6
     train = s.images["train"].double() / 255
-    assert s.preprocess.mean == pytest.approx(float(train.mean())) and s.preprocess.std == pytest.approx(float(train.std()))
-    full = s.preprocess.batch(s.images["train"])
+    assert s.mean == pytest.approx(float(train.mean())) and s.std == pytest.approx(float(train.std()))
+    full = s.tensors("train")
     assert abs(float(full.mean())) < 1e-4 and float(full.std()) == pytest.approx(1.0, abs=1e-4)
-    torch.testing.assert_close(x[0, 0], (s.images["val"][0].float() / 255 - s.preprocess.mean) / s.preprocess.std)
+    torch.testing.assert_close(x[0, 0], (s.images["val"][0].float() / 255 - s.mean) / s.std)
 
 
 def test_random_permutation_semantics():
@@ -108,17 +108,10 @@ def test_random_permutation_semantics():
     assert torch.equal(p(img), out)  # fixed at construction
     assert torch.equal(data.RandomPermutation(784, seed=3).reindex, p.reindex)  # seedable
     assert not torch.equal(data.RandomPermutation(784, seed=4).reindex, p.reindex)
-    batch = torch.stack([img, 2 * img])
-    assert torch.equal(p.batch(batch), torch.stack([p(img), p(2 * img)]))
     with pytest.raises(AssertionError, match="expected 784 pixels, got 100"):
         p(torch.zeros(1, 10, 10))
-    with pytest.raises(ValueError, match="num_features must be positive, got 0"):
-        data.RandomPermutation(0)
     assert data.RandomPermutation(1).reindex.tolist() == [0]  # one pixel, and no seed: valid
     assert sorted(data.RandomPermutation(5).reindex.tolist()) == [0, 1, 2, 3, 4]
-    assert torch.equal(p.batch(img[None]), p(img)[None])  # a batch of one image
-    with pytest.raises(AssertionError, match=r"expected 784 pixels per image, got shape \(2, 1, 10, 10\)"):
-        p.batch(torch.zeros(2, 1, 10, 10))
 
 
 def test_one_permutation_shared_by_all_splits(fake_root):
@@ -127,7 +120,7 @@ def test_one_permutation_shared_by_all_splits(fake_root):
     permuted = data.kmnist_splits(perm, data_dir=fake_root)
     loaders = data.make_loaders(permuted, batch_size=64)
     for split in ("train", "val", "test"):
-        x_plain = plain.preprocess.batch(plain.images[split])
+        x_plain = plain.tensors(split)
         want = x_plain.flatten(1)[:, perm.reindex].view_as(x_plain)
         assert torch.allclose(loaders[split].dataset.tensors[0], want)
 
@@ -177,7 +170,7 @@ def test_make_loaders_defaults_are_batches_of_64_seed_0_and_evaluation_batches_o
 
 def test_every_split_is_put_on_the_device_asked_for(fake_root):
     splits = data.kmnist_splits(train_subset=150)
-    assert splits.preprocess.batch(splits.images["val"][:4], "meta").device.type == "meta"
+    assert splits.tensors("val", "meta").device.type == "meta"
     for loader in data.make_loaders(splits, device="meta").values():
         assert [t.device.type for t in loader.dataset.tensors] == ["meta", "meta"]
 
@@ -217,7 +210,7 @@ def test_evaluation_loaders_are_in_order_on_the_device(fake_root):
         xs, ys = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
         assert xs.shape == (len(splits.labels[split]), 1, 28, 28) and xs.dtype == torch.float32 and ys.dtype == torch.int64
         assert xs.device.type == "cpu" and ys.device.type == "cpu"
-        assert torch.equal(xs, splits.preprocess.batch(splits.images[split])) and torch.equal(ys, splits.labels[split])
+        assert torch.equal(xs, splits.tensors(split)) and torch.equal(ys, splits.labels[split])
         again = _epoch(loaders[name])  # the same order every time
         assert all(torch.equal(a[1], b[1]) for a, b in zip(batches, again))
 

@@ -17,7 +17,7 @@ def test_prepare_model_on_the_cpu_uses_channels_last_and_computes_the_same_outpu
     plain = CNN()
     prepared = prepare_model(CNN(), "cpu")
     prepared.load_state_dict(plain.state_dict())
-    assert prepared.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert prepared[0].weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.randn(8, 1, 28, 28)
     torch.testing.assert_close(prepared(x), plain(x), rtol=1e-5, atol=1e-5)
 

@@ -20,18 +20,18 @@ DEFINED_AT = {
     "1.3": [("backprop", "stable_logistic_loss")],
     "1.5": [("backprop", "gradient")] + [("gradcheck", n) for n in ("numerical_gradient", "relative_error",
                                                                      "autograd_gradient")],
-    "2.1": [("data", n) for n in ("load_kmnist", "split_indices", "RandomPermutation", "Preprocess", "KMNISTSplits",
+    "2.1": [("data", n) for n in ("load_kmnist", "split_indices", "RandomPermutation", "KMNISTSplits",
                                   "kmnist_splits", "make_loaders", "PERMUTATION_SEED")],
     "2.2": [("models", "N_CLASSES"), ("models", "MLP"), ("train", "evaluate"), ("train", "train"), ("train", "OPTIMIZERS"),
             ("train", "CONTROLS"), ("experiments", "run_experiment")]
            + [("evidence", n) for n in ("MARGIN", "accuracy", "beats", "check")],
     "2.3": [("models", "CNN")],
     "2.4": [("models", "count_parameters")],
-    "2.6": [("bonus", n) for n in ("BonusConfig", "BonusNet", "RandomAffine", "run_bonus", "CANDIDATES", "select_recipe")],
+    "2.6": [("bonus", n) for n in ("BonusConfig", "run_bonus", "CANDIDATES", "select_recipe")],
 }
 # What the notebook may take from the package: plumbing (cache, figures, tables, progress, device, download,
 # Part 1's input checks).
-PLUMBING = {"plots", "tables", "COUNTS", "as_finite_array", "check_labels", "check_X_W", "cached", "cached_models", "ensure_kmnist", "describe", "prepare_model",
+PLUMBING = {"plots", "tables", "COUNTS", "as_finite_array", "check_labels", "check_X_W", "cached", "ensure_kmnist", "describe", "prepare_model",
             "progress_bar", "pick_device", "environment_summary"}
 
 

@@ -174,8 +174,7 @@ def synthetic_splits(permutation: data.RandomPermutation | None = None) -> data.
     labels = torch.arange(10).repeat(20)
     images = (templates[labels] + 55 * torch.rand(len(labels), 28, 28, generator=g)).to(torch.uint8)
     x = images.double() / 255
-    return data.KMNISTSplits({"train": images}, {"train": labels},
-                             data.Preprocess(float(x.mean()), float(x.std()), permutation))
+    return data.KMNISTSplits({"train": images}, {"train": labels}, float(x.mean()), float(x.std()), permutation)
 
 
 def test_sample_grid_titles_say_what_is_shown():
