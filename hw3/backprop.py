@@ -53,10 +53,12 @@ def gradient(X: np.ndarray, y: np.ndarray, W: Mapping) -> dict[str, np.ndarray]:
     """Gradient of the average stable logistic loss w.r.t. w_1 and w_2 (same keys and shapes as W)."""
     X, w_1, w_2 = check_X_W(X, W)
     y = check_labels(y, X.shape[0], "X")
-    z1, _, y_hat = predict(X, W)                           # the forward pass of 1.1
+    B = X.shape[0]
+    z1 = X @ w_1
     x1 = sigmoid(z1)
-    # dL/dz2 = sigmoid(z2) - y = y_hat - y: bounded in [-1, 1] whatever the size of z2 (see 1.4).
-    delta2 = (y_hat - y) / len(X)                          # (B,), the 1/B of the batch mean
+    z2 = (x1 @ w_2)[:, 0]
+    # dL/dz2 = sigmoid(z2) - y: bounded in [-1, 1] whatever the size of z2 (see 1.4).
+    delta2 = (sigmoid(z2) - y) / B                         # (B,), the 1/B of the batch mean
     grad_w2 = x1.T @ delta2[:, None]                       # (K, 1)
     # sigma'(z) = sigma(z) sigma(-z): no 1 - sigma(z) cancellation when z is large.
     delta1 = (delta2[:, None] @ w_2.T) * x1 * sigmoid(-z1)  # (B, K)

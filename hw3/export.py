@@ -78,7 +78,9 @@ def bundle_cells(files: dict[str, str]) -> list:
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
         f"These collapsed cells write the plumbing package `hw3/` ({len(files)} files: download, cache, plots, "
-        f"tables) into `{folder}/`. The graded code is in the cells at each question.")
+        f"tables) into `{folder}/`. The graded code is in the cells at each question. Nothing here decides a "
+        "result: with no `results/` folder beside the notebook (a fresh machine), every run is trained by this "
+        "execution, and its last cell prints how many were trained and how many loaded.")
     setup = nbformat.v4.new_code_cell(
         "#@title Put the package next to this notebook on the import path (runs first)\n"
         "import os, sys\n"
