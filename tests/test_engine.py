@@ -119,6 +119,9 @@ def test_train_history_lengths_and_values():
     assert h["step_loss"][-1] < h["step_loss"][0]  # it learned something
     with pytest.raises(ValueError, match="expected epochs >= 1 and 0 <= label_smoothing < 1, got 0 and 0.0"):
         train(model, loaders, torch.optim.SGD(model.parameters(), lr=0.1), epochs=0, progress=False)
+    for bad in (1.0, 1.5, -0.1):  # 1.0 would train on uniform targets only; torch accepts it and any negative value
+        with pytest.raises(ValueError, match=f"got 1 and {bad}"):
+            train(model, loaders, torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, progress=False, label_smoothing=bad)
 
 
 class _RecordingBar:
