@@ -23,3 +23,15 @@ def beats(a: list[dict], b: list[dict], split: str = "val") -> bool:
 def check(claim: str, holds: bool, evidence: str) -> None:
     """Print whether a claim of the text holds in this execution, with the numbers behind it."""
     print(f"{'claim holds' if holds else 'CLAIM DOES NOT HOLD in this run'}: {claim} ({evidence})")
+
+
+def acc(runs: list[dict], split: str = "val") -> str:
+    """Final accuracy on a split in %: mean ± sd over the seeds, or the one run's value."""
+    mean, sd = accuracy(runs, split)
+    return f"{mean:.1f} ± {sd:.1f}" if len(runs) > 1 else f"{mean:.1f} (one seed)"
+
+
+def check_beats(name_a: str, a: list[dict], name_b: str, b: list[dict], split: str = "val") -> None:
+    """Check and print the claim 'runs `a` beat runs `b` on a split' by `beats`, with both accuracies."""
+    where = {"val": "validation", "train_eval": "the training split"}.get(split, split)
+    check(f"{name_a} beats {name_b} on {where}", beats(a, b, split), f"{acc(a, split)} vs {acc(b, split)}")

@@ -298,6 +298,22 @@ def test_check_prints_whether_the_claim_holds(capsys):
                                                    "CLAIM DOES NOT HOLD in this run: Adam lr=1 learns (10.0%)"]
 
 
+def test_acc_prints_mean_and_sd_or_the_one_seed():
+    assert ev.acc([_run(0.90), _run(0.92)]) == "91.0 ± 1.4"
+    assert ev.acc([_run(0.5, test=0.875)], "test") == "87.5 (one seed)"
+
+
+def test_check_beats_prints_the_verdict_of_beats_in_words(capsys):
+    a, b = [_run(0.95, test=0.90, train=0.99)], [_run(0.90, test=0.9005, train=0.999)]
+    ev.check_beats("CNN", a, "MLP", b)
+    ev.check_beats("CNN", a, "MLP", b, "test")  # a gain of 0.05 points is within the margin
+    ev.check_beats("MLP", b, "CNN", a, "train_eval")
+    assert capsys.readouterr().out.splitlines() == [
+        "claim holds: CNN beats MLP on validation (95.0 (one seed) vs 90.0 (one seed))",
+        "CLAIM DOES NOT HOLD in this run: CNN beats MLP on test (90.0 (one seed) vs 90.0 (one seed))",
+        "claim holds: MLP beats CNN on the training split (99.9 (one seed) vs 99.0 (one seed))"]
+
+
 # ---------------------------------------------------------------------------------------------
 # tables, from hand-made runs
 
