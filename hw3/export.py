@@ -75,12 +75,14 @@ def bundle_cells(files: dict[str, str]) -> list:
     import nbformat
     digest = hashlib.sha1("".join(f"{k}\0{v}\0" for k, v in files.items()).encode()).hexdigest()[:10]
     folder = f"hw3_bundle_{digest}"
+    roles = "".join(f"\n- `{name}`: {_summary(text)}" for name, text in files.items() if not name.endswith("__init__.py"))
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
-        f"These collapsed cells write the plumbing package `hw3/` ({len(files)} files: download, cache, plots, "
-        f"tables) into `{folder}/`. The graded code is in the cells at each question. Nothing here decides a "
-        "result: with no `results/` folder beside the notebook (a fresh machine), every run is trained by this "
-        "execution, and its last cell prints how many were trained and how many loaded.")
+        f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. A grader can skip them: the "
+        "graded code is in the cells at each question, and none of these files computes a graded number. "
+        "`cache.py` loads a run from `results/` only if this same code, configuration and data stored it; with no "
+        "`results/` folder beside the notebook (a fresh machine) every run is trained by this execution, and its "
+        "last cell prints how many were trained and how many loaded." + roles)
     setup = nbformat.v4.new_code_cell(
         "#@title Put the package next to this notebook on the import path (runs first)\n"
         "import os, sys\n"
@@ -97,6 +99,12 @@ def bundle_cells(files: dict[str, str]) -> list:
             c.metadata["cellView"] = "form"
             c.metadata["jupyter"] = {"source_hidden": True}
     return cells
+
+
+def _summary(text: str) -> str:
+    """The first sentence of a module's docstring, on one line."""
+    doc = ast.get_docstring(ast.parse(text)) or ""
+    return re.split(r"(?<=\.)\s", " ".join(doc.split("\n\n")[0].split()))[0]
 
 
 def _writer_source(name: str, text: str) -> str:

@@ -114,7 +114,7 @@ def plot_learning_curves(results: list[dict], title: str, labels: list[str] | No
                          smooth_steps: int = 50) -> plt.Figure:
     """Two panels: training loss per step (moving average) and validation loss per epoch on one step axis (epochs on
     top), and the validation error per epoch. A run whose loss leaves the working runs' range is clipped, marked
-    and said so in the legend."""
+    and said so in the legend, with its largest single-step (unsmoothed) or validation loss."""
     labels = labels or run_labels(results)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     spe = results[0]["history"]["steps_per_epoch"]
@@ -131,14 +131,17 @@ def plot_learning_curves(results: list[dict], title: str, labels: list[str] | No
     peaks = [np.nanmax(np.concatenate([c[1], c[3]])) for c in curves]
     working = [p for p in peaks if p < 10 * LN10] or peaks
     top = max(max(working) * 1.3, 1.2 * LN10)
-    for (xs, loss, xv, val), peak, name, color in zip(curves, peaks, labels, colors):
-        clipped = peak > top  # marked where it leaves the axis, and said in the legend
-        ax.plot(xs, loss, color=color, lw=1.4, label=f"{name} (▲ clipped, peak {peak:.0e})" if clipped else name)
+    for r, (xs, loss, xv, val), peak, name, color in zip(results, curves, peaks, labels, colors):
+        clipped = peak > top  # marked where it leaves the axis, and said in the legend with its unsmoothed peak
+        raw = np.nanmax(np.concatenate([_nan_array(r["history"]["step_loss"]), val]))
+        ax.plot(xs, loss, color=color, lw=1.4, label=f"{name} (▲ clipped, peak {raw:.0e})" if clipped else name)
         ax.plot(xv, val, "--o", color=color, ms=3, lw=1.2)
         if clipped:
             x_peak = xs[np.nanargmax(loss)] if np.nanmax(loss) >= np.nanmax(val) else xv[np.nanargmax(val)]
             ax.plot(x_peak, top, marker="^", color=color, ms=9, clip_on=False)
     ax.axhline(LN10, color="0.5", ls=":", lw=1)
+    ax.annotate("chance (ln 10)", (0.99, LN10 * 0.93), xycoords=("axes fraction", "data"), ha="right", va="top",
+                fontsize=FONT - 1, color="0.35")
     ax.set(yscale="log", ylim=(None, top), xlim=(0, n_epochs * spe), xlabel="training step",
            ylabel="cross-entropy loss (log)")
     top_axis = ax.secondary_xaxis("top", functions=(lambda s: s / spe, lambda e: e * spe))

@@ -6,7 +6,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 
-from hw3.export import PACKAGE, ExportError, _imports_of, export_notebook, package_files  # noqa: E402
+from hw3.export import PACKAGE, ExportError, _imports_of, bundle_cells, export_notebook, package_files  # noqa: E402
 
 GRADED_MODULES = ("backprop", "data", "models", "train", "experiments", "bonus", "gradcheck")
 
@@ -28,6 +28,17 @@ def test_the_lazy_init_makes_the_bundle_carry_no_graded_module(tmp_path):
     assert sorted(carried) == [f"hw3/{m}.py" for m in ("__init__", "cache", "device", "kmnist", "plots", "progress",
                                                        "tables")]
     assert not {f"hw3/{m}.py" for m in GRADED_MODULES} & set(carried)
+
+
+def test_the_bundle_intro_says_what_each_carried_file_does(tmp_path):
+    files = package_files(_notebook(tmp_path / "c.ipynb", PLUMBING_IMPORTS))
+    intro = bundle_cells(files)[0].source
+    assert "A grader can skip them" in intro and "every run is trained by this execution" in intro
+    roles = [line for line in intro.splitlines() if line.startswith("- `hw3/")]
+    assert [r.split("`")[1] for r in roles] == [f for f in files if not f.endswith("__init__.py")]
+    assert "- `hw3/cache.py`: The results cache: `cached(fn, **config)` runs fn(**config) once and keeps its result " \
+           "(JSON) and weights (.pt)." in roles
+    assert "- `hw3/plots.py`: Figures: sample grids and learning curves." in roles  # first sentence, one line
 
 
 def test_a_graded_name_taken_from_the_package_carries_its_module(tmp_path):

@@ -109,6 +109,16 @@ def test_a_collapsed_run_is_clipped_marked_and_named_so_in_the_legend():
     assert max(np.nanmax(line.get_ydata()) for line in loss.get_lines()) == pytest.approx(1e3)  # the data is all there
 
 
+def test_the_legend_gives_the_unsmoothed_peak_and_the_chance_line_is_named():
+    rs = working_runs()
+    spike = make_run("Adam lr=1", collapse=LN10)  # flat at chance, but one step at 1e5
+    spike["history"]["step_loss"][SPE] = 1e5  # after 50 steps: its 50-step mean is 2e3
+    fig = _draw(rs[:2] + [spike])
+    assert [t.get_text() for t in fig.legends[0].get_texts()][2] == "Adam lr=1 (▲ clipped, peak 1e+05)"
+    assert max(np.nanmax(line.get_ydata()) for line in fig.axes[0].get_lines()[:6]) < 1e4  # the curve is a 50-step mean
+    assert [t.get_text() for t in fig.axes[0].texts] == ["chance (ln 10)"]
+
+
 def test_normal_runs_have_no_marker_and_fit_the_axis():
     fig = _draw(working_runs())
     loss = fig.axes[0]
