@@ -75,14 +75,14 @@ def bundle_cells(files: dict[str, str]) -> list:
     import nbformat
     digest = hashlib.sha1("".join(f"{k}\0{v}\0" for k, v in files.items()).encode()).hexdigest()[:10]
     folder = f"hw3_bundle_{digest}"
-    roles = "".join(f"\n- `{name}`: {_summary(text)}" for name, text in files.items() if not name.endswith("__init__.py"))
+    roles = "; ".join(f"`{name.removeprefix('hw3/')}`: {_summary(text)}" for name, text in files.items()
+                      if not name.endswith("__init__.py"))
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
-        f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. A grader can skip them: the "
-        "graded code is in the cells at each question, and none of these files computes a graded number. "
-        "`cache.py` loads a run from `results/` only if this same code, configuration and data stored it; with no "
-        "`results/` folder beside the notebook (a fresh machine) every run is trained by this execution, and its "
-        "last cell prints how many were trained and how many loaded." + roles)
+        f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. A grader can skip them: none trains or "
+        f"evaluates a network ({roles}); `tables.py` shows the runs' accuracies as mean ± sd over the seeds. `cache.py` loads a run from `results/` only if this same code, "
+        "configuration and data stored it; on a fresh machine (no `results/`) every run is trained by this "
+        "execution, as its last cell prints.")
     setup = nbformat.v4.new_code_cell(
         "#@title Put the package next to this notebook on the import path (runs first)\n"
         "import os, sys\n"
@@ -102,9 +102,11 @@ def bundle_cells(files: dict[str, str]) -> list:
 
 
 def _summary(text: str) -> str:
-    """The first sentence of a module's docstring, on one line."""
+    """What a module is, in a few words: its docstring's first sentence, up to a colon."""
     doc = ast.get_docstring(ast.parse(text)) or ""
-    return re.split(r"(?<=\.)\s", " ".join(doc.split("\n\n")[0].split()))[0]
+    sentence = re.split(r"(?<=\.)\s", " ".join(doc.split("\n\n")[0].split()))[0]
+    head = sentence.split(": ")[0].rstrip(".")
+    return head[:1].lower() + head[1:] if head[1:2].islower() else head  # "The cache" -> "the cache"; "KMNIST's" kept
 
 
 def _writer_source(name: str, text: str) -> str:

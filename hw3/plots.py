@@ -152,6 +152,7 @@ def plot_learning_curves(results: list[dict], title: str, labels: list[str] | No
     ax_err.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax_err.yaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}" if round(v / 10 ** math.floor(math.log10(v))) in (2, 5) else ""))
     ax_err.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_err.set_xlim(-0.5, n_epochs + 0.5)  # no tick past the last epoch
     top_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_err.set_title("Validation error after each epoch", fontsize=FONT)
     for a in (ax, ax_err, top_axis):

@@ -36,4 +36,4 @@ def progress_bar(total: int, desc: str = "", disable: bool = False) -> tqdm:
     """A tqdm bar: in a Jupyter kernel drawn as one text line updated in place, elsewhere on stderr."""
     if disable or not _in_jupyter():
         return tqdm(total=total, desc=desc, disable=disable, mininterval=1.0, leave=True)
-    return tqdm(total=total, desc=desc, file=_DisplayLine(), mininterval=1.0, ncols=100, ascii=True, leave=True)
+    return tqdm(total=total, desc=desc, file=_DisplayLine(), mininterval=1.0, ascii=True, leave=True)  # no width: the postfix is never cut
