@@ -80,7 +80,7 @@ def bundle_cells(files: dict[str, str]) -> list:
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
         f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. A grader can skip them: none trains or "
-        f"evaluates a network ({roles}); `tables.py` shows the runs' accuracies as mean ± sd over the seeds. `cache.py` loads a run from `results/` only if this same code, "
+        f"evaluates a network ({roles}). `cache.py` loads a run from `results/` only if this same code, "
         "configuration and data stored it; on a fresh machine (no `results/`) every run is trained by this "
         "execution, as its last cell prints.")
     setup = nbformat.v4.new_code_cell(

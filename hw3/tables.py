@@ -1,4 +1,4 @@
-"""Tables of results, grouped over seeds: a Markdown table in Jupyter, aligned text elsewhere."""
+"""Tables of results, as mean ± sd over seeds: a Markdown table in Jupyter, aligned text elsewhere."""
 from __future__ import annotations
 
 import math

@@ -286,9 +286,11 @@ def test_beats_needs_a_gain_beyond_both_spreads_and_the_margin():
     assert ev.beats(one(0.91, 0.93), one(0.90)) and not ev.beats(one(0.91, 0.93), one(0.905))
     # b's spread counts too
     assert ev.beats(one(0.92), one(0.89, 0.91)) and not ev.beats(one(0.915), one(0.89, 0.91))
-    # on another split
-    a, b = [_run(0.5, test=0.95)], [_run(0.6, test=0.90)]
+    # on another split, for both sets (b's validation accuracy would reverse the verdict on test)
+    a, b = [_run(0.5, test=0.95)], [_run(0.99, test=0.90)]
     assert ev.beats(a, b, split="test") and not ev.beats(a, b)
+    # a gain of exactly the margin is not enough: 100 * 0.002 - 100 * 0.001 == 0.1 in floating point
+    assert 100 * 0.002 - 100 * 0.001 == ev.MARGIN and not ev.beats(one(0.002), one(0.001))
 
 
 def test_check_prints_whether_the_claim_holds(capsys):
