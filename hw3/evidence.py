@@ -35,3 +35,25 @@ def check_beats(name_a: str, a: list[dict], name_b: str, b: list[dict], split: s
     """Check and print the claim 'runs `a` beat runs `b` on a split' by `beats`, with both accuracies."""
     where = {"val": "validation", "train_eval": "the training split"}.get(split, split)
     check(f"{name_a} beats {name_b} on {where}", beats(a, b, split), f"{acc(a, split)} vs {acc(b, split)}")
+
+
+def val_loss_low(run: dict) -> tuple[int, float]:
+    """The epoch of a run's lowest validation loss, and how far its last validation loss lies above it (relative)."""
+    losses = run["history"]["val_loss"]  # [0]: before training, [e]: after epoch e
+    low = min(range(1, len(losses)), key=losses.__getitem__)
+    return low, losses[-1] / losses[low] - 1
+
+
+def check_loss_rises(name: str, runs: list[dict]) -> None:
+    """Check that every run's validation loss is lowest in the first half of training, then over 10% higher at the end."""
+    lows = [val_loss_low(r) for r in runs]
+    check(f"{name}: lowest validation loss in the first half, then over 10% higher at the end, every seed",
+          all(e <= (len(r["history"]["val_loss"]) - 1) / 2 and rise > 0.1 for r, (e, rise) in zip(runs, lows)),
+          "; ".join(f"epoch {e}, +{rise:.0%}" for e, rise in lows))
+
+
+def check_test_drop(model: str, groups: list[list[dict]]) -> None:
+    """Check that every run of every group (one optimizer's seeds) scores over 2 points lower on test than on validation."""
+    check(f"every working {model} run scores over 2 points lower on test than on validation",
+          all(r["final"]["val_acc"] - r["final"]["test_acc"] > 0.02 for runs in groups for r in runs),
+          ", ".join(f"{runs[0]['label']} {acc(runs)} vs {acc(runs, 'test')}" for runs in groups))

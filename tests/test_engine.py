@@ -316,6 +316,43 @@ def test_check_beats_prints_the_verdict_of_beats_in_words(capsys):
         "claim holds: MLP beats CNN on the training split (99.9 (one seed) vs 99.0 (one seed))"]
 
 
+
+def _losses(*val_loss):
+    """A hand-made run with only a validation-loss history ([0]: before training, [e]: after epoch e)."""
+    return {"history": {"val_loss": list(val_loss)}}
+
+
+def test_val_loss_low_gives_the_epoch_of_the_lowest_loss_and_the_relative_rise_after_it():
+    assert ev.val_loss_low(_losses(0.1, 2.0, 1.0, 1.5)) == (2, pytest.approx(0.5))  # [0] is never the lowest
+    assert ev.val_loss_low(_losses(3.0, 2.0, 1.0, 0.5)) == (3, 0.0)
+    assert ev.val_loss_low(_losses(3.0, 1.0, 1.0, 1.2))[0] == 1  # a tie: the first epoch
+
+
+def test_check_loss_rises_needs_the_low_in_the_first_half_and_over_ten_percent_more_at_the_end(capsys):
+    rises = _losses(3.0, 2.0, 1.0, 1.05, 1.2)  # low at epoch 2 of 4, +20%
+    ev.check_loss_rises("SGD", [rises, _losses(3.0, 1.0, 1.5, 1.5, 1.5)])
+    ev.check_loss_rises("late", [rises, _losses(3.0, 2.0, 1.5, 1.0, 1.2)])  # low at epoch 3 of 4
+    ev.check_loss_rises("flat", [rises, _losses(3.0, 1.0, 1.05, 1.1, 1.08)])  # +8%
+    claim = "lowest validation loss in the first half, then over 10% higher at the end, every seed"
+    assert capsys.readouterr().out.splitlines() == [
+        f"claim holds: SGD: {claim} (epoch 2, +20%; epoch 1, +50%)",
+        f"CLAIM DOES NOT HOLD in this run: late: {claim} (epoch 2, +20%; epoch 3, +20%)",
+        f"CLAIM DOES NOT HOLD in this run: flat: {claim} (epoch 2, +20%; epoch 1, +8%)"]
+
+
+def test_check_test_drop_needs_every_run_of_every_group_over_two_points_lower_on_test(capsys):
+    sgd, adam = [_run(0.95, test=0.92), _run(0.96, test=0.93)], [_run(0.90, test=0.85, label="Adam")]
+    ev.check_test_drop("MLP", [sgd, adam])
+    ev.check_test_drop("CNN", [sgd, [_run(0.90, test=0.89, label="Adam")]])  # one run drops 1 point only
+    ev.check_test_drop("CNN", [[_run(0.90, test=0.885)]])  # 1.5 points
+    claim = "scores over 2 points lower on test than on validation"
+    assert capsys.readouterr().out.splitlines() == [
+        f"claim holds: every working MLP run {claim} (SGD 95.5 ± 0.7 vs 92.5 ± 0.7, Adam 90.0 (one seed) vs 85.0 (one seed))",
+        f"CLAIM DOES NOT HOLD in this run: every working CNN run {claim} (SGD 95.5 ± 0.7 vs 92.5 ± 0.7, "
+        "Adam 90.0 (one seed) vs 89.0 (one seed))",
+        f"CLAIM DOES NOT HOLD in this run: every working CNN run {claim} (SGD 90.0 (one seed) vs 88.5 (one seed))"]
+
+
 # ---------------------------------------------------------------------------------------------
 # tables, from hand-made runs
 

@@ -24,7 +24,8 @@ DEFINED_AT = {
                                   "kmnist_splits", "make_loaders", "PERMUTATION_SEED")],
     "2.2": [("models", "N_CLASSES"), ("models", "MLP"), ("train", "evaluate"), ("train", "train"), ("train", "OPTIMIZERS"),
             ("train", "CONTROLS"), ("experiments", "run_experiment")]
-           + [("evidence", n) for n in ("MARGIN", "accuracy", "beats", "check")],
+           + [("evidence", n) for n in ("MARGIN", "accuracy", "beats", "check", "acc", "check_beats", "val_loss_low",
+                                       "check_loss_rises", "check_test_drop")],
     "2.3": [("models", "CNN")],
     "2.4": [("models", "count_parameters")],
     "2.6": [("bonus", n) for n in ("BonusConfig", "run_bonus", "CANDIDATES", "select_recipe")],
