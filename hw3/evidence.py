@@ -20,9 +20,9 @@ def beats(a: list[dict], b: list[dict], split: str = "val") -> bool:
     return mean_a - mean_b > sd_a + sd_b + MARGIN
 
 
-def check(claim: str, holds: bool, evidence: str) -> None:
-    """Print whether a claim of the text holds in this execution, with the numbers behind it."""
-    print(f"{'claim holds' if holds else 'CLAIM DOES NOT HOLD in this run'}: {claim} ({evidence})")
+def check(claim: str, holds: bool, evidence: str, tag: str = "") -> None:
+    """Print whether a claim of the text (numbered `tag` there) holds in this execution, with the numbers behind it."""
+    print(f"{'claim holds' if holds else 'CLAIM DOES NOT HOLD in this run'}: {f'({tag}) ' if tag else ''}{claim} ({evidence})")
 
 
 def acc(runs: list[dict], split: str = "val") -> str:
@@ -31,10 +31,10 @@ def acc(runs: list[dict], split: str = "val") -> str:
     return f"{mean:.1f} ± {sd:.1f}" if len(runs) > 1 else f"{mean:.1f} (one seed)"
 
 
-def check_beats(name_a: str, a: list[dict], name_b: str, b: list[dict], split: str = "val") -> None:
+def check_beats(name_a: str, a: list[dict], name_b: str, b: list[dict], split: str = "val", tag: str = "") -> None:
     """Check and print the claim 'runs `a` beat runs `b` on a split' by `beats`, with both accuracies."""
     where = {"val": "validation", "train_eval": "the training split"}.get(split, split)
-    check(f"{name_a} beats {name_b} on {where}", beats(a, b, split), f"{acc(a, split)} vs {acc(b, split)}")
+    check(f"{name_a} beats {name_b} on {where}", beats(a, b, split), f"{acc(a, split)} vs {acc(b, split)}", tag)
 
 
 def val_loss_low(run: dict) -> tuple[int, float]:
@@ -44,16 +44,16 @@ def val_loss_low(run: dict) -> tuple[int, float]:
     return low, losses[-1] / losses[low] - 1
 
 
-def check_loss_rises(name: str, runs: list[dict]) -> None:
+def check_loss_rises(name: str, runs: list[dict], tag: str = "") -> None:
     """Check that every run's validation loss is lowest in the first half of training, then over 10% higher at the end."""
     lows = [val_loss_low(r) for r in runs]
     check(f"{name}: lowest validation loss in the first half, then over 10% higher at the end, every seed",
           all(e <= (len(r["history"]["val_loss"]) - 1) / 2 and rise > 0.1 for r, (e, rise) in zip(runs, lows)),
-          "; ".join(f"epoch {e}, +{rise:.0%}" for e, rise in lows))
+          "; ".join(f"epoch {e}, +{rise:.0%}" for e, rise in lows), tag)
 
 
-def check_test_drop(model: str, groups: list[list[dict]]) -> None:
+def check_test_drop(model: str, groups: list[list[dict]], tag: str = "") -> None:
     """Check that every run of every group (one optimizer's seeds) scores over 2 points lower on test than on validation."""
     check(f"every working {model} run scores over 2 points lower on test than on validation",
           all(r["final"]["val_acc"] - r["final"]["test_acc"] > 0.02 for runs in groups for r in runs),
-          ", ".join(f"{runs[0]['label']} {acc(runs)} vs {acc(runs, 'test')}" for runs in groups))
+          ", ".join(f"{runs[0]['label']} {acc(runs)} vs {acc(runs, 'test')}" for runs in groups), tag)

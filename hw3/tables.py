@@ -86,7 +86,8 @@ def selection_table(rows: list[tuple[str, list[dict], bool]], margin: float) -> 
         verdict = "start"
         if best is not None:
             verdict = f"{'yes' if kept else 'no'}: {mean - best[0]:+.2f} {'>' if kept else '≤'} {sd + best[1] + margin:.2f}"
-        out.append([name, str(len(runs)), mean_sd([r["final"]["val_acc"] for r in runs], digits=2),
+        # val acc to 3 decimals: the gain and margin (2 decimals) can then be recomputed from the printed values
+        out.append([name, str(len(runs)), mean_sd([r["final"]["val_acc"] for r in runs], digits=3),
                     mean_sd([r["final"]["train_eval_acc"] for r in runs], digits=2), verdict])
         if best is None or kept:
             best = (mean, sd)

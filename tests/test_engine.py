@@ -296,8 +296,10 @@ def test_beats_needs_a_gain_beyond_both_spreads_and_the_margin():
 def test_check_prints_whether_the_claim_holds(capsys):
     ev.check("CNN beats MLP", True, "98.0 vs 91.0")
     ev.check("Adam lr=1 learns", False, "10.0%")
+    ev.check("SGD is slow", True, "epoch 20", tag="3")  # the claim's number in the text
     assert capsys.readouterr().out.splitlines() == ["claim holds: CNN beats MLP (98.0 vs 91.0)",
-                                                   "CLAIM DOES NOT HOLD in this run: Adam lr=1 learns (10.0%)"]
+                                                   "CLAIM DOES NOT HOLD in this run: Adam lr=1 learns (10.0%)",
+                                                   "claim holds: (3) SGD is slow (epoch 20)"]
 
 
 def test_acc_prints_mean_and_sd_or_the_one_seed():
@@ -309,11 +311,11 @@ def test_check_beats_prints_the_verdict_of_beats_in_words(capsys):
     a, b = [_run(0.95, test=0.90, train=0.99)], [_run(0.90, test=0.9005, train=0.999)]
     ev.check_beats("CNN", a, "MLP", b)
     ev.check_beats("CNN", a, "MLP", b, "test")  # a gain of 0.05 points is within the margin
-    ev.check_beats("MLP", b, "CNN", a, "train_eval")
+    ev.check_beats("MLP", b, "CNN", a, "train_eval", tag="A1")
     assert capsys.readouterr().out.splitlines() == [
         "claim holds: CNN beats MLP on validation (95.0 (one seed) vs 90.0 (one seed))",
         "CLAIM DOES NOT HOLD in this run: CNN beats MLP on test (90.0 (one seed) vs 90.0 (one seed))",
-        "claim holds: MLP beats CNN on the training split (99.9 (one seed) vs 99.0 (one seed))"]
+        "claim holds: (A1) MLP beats CNN on the training split (99.9 (one seed) vs 99.0 (one seed))"]
 
 
 
@@ -332,25 +334,25 @@ def test_check_loss_rises_needs_the_low_in_the_first_half_and_over_ten_percent_m
     rises = _losses(3.0, 2.0, 1.0, 1.05, 1.2)  # low at epoch 2 of 4, +20%
     ev.check_loss_rises("SGD", [rises, _losses(3.0, 1.0, 1.5, 1.5, 1.5)])
     ev.check_loss_rises("late", [rises, _losses(3.0, 2.0, 1.5, 1.0, 1.2)])  # low at epoch 3 of 4
-    ev.check_loss_rises("flat", [rises, _losses(3.0, 1.0, 1.05, 1.1, 1.08)])  # +8%
+    ev.check_loss_rises("flat", [rises, _losses(3.0, 1.0, 1.05, 1.1, 1.08)], tag="6")  # +8%
     claim = "lowest validation loss in the first half, then over 10% higher at the end, every seed"
     assert capsys.readouterr().out.splitlines() == [
         f"claim holds: SGD: {claim} (epoch 2, +20%; epoch 1, +50%)",
         f"CLAIM DOES NOT HOLD in this run: late: {claim} (epoch 2, +20%; epoch 3, +20%)",
-        f"CLAIM DOES NOT HOLD in this run: flat: {claim} (epoch 2, +20%; epoch 1, +8%)"]
+        f"CLAIM DOES NOT HOLD in this run: (6) flat: {claim} (epoch 2, +20%; epoch 1, +8%)"]
 
 
 def test_check_test_drop_needs_every_run_of_every_group_over_two_points_lower_on_test(capsys):
     sgd, adam = [_run(0.95, test=0.92), _run(0.96, test=0.93)], [_run(0.90, test=0.85, label="Adam")]
     ev.check_test_drop("MLP", [sgd, adam])
     ev.check_test_drop("CNN", [sgd, [_run(0.90, test=0.89, label="Adam")]])  # one run drops 1 point only
-    ev.check_test_drop("CNN", [[_run(0.90, test=0.885)]])  # 1.5 points
+    ev.check_test_drop("CNN", [[_run(0.90, test=0.885)]], tag="7")  # 1.5 points
     claim = "scores over 2 points lower on test than on validation"
     assert capsys.readouterr().out.splitlines() == [
         f"claim holds: every working MLP run {claim} (SGD 95.5 ± 0.7 vs 92.5 ± 0.7, Adam 90.0 (one seed) vs 85.0 (one seed))",
         f"CLAIM DOES NOT HOLD in this run: every working CNN run {claim} (SGD 95.5 ± 0.7 vs 92.5 ± 0.7, "
         "Adam 90.0 (one seed) vs 89.0 (one seed))",
-        f"CLAIM DOES NOT HOLD in this run: every working CNN run {claim} (SGD 90.0 (one seed) vs 88.5 (one seed))"]
+        f"CLAIM DOES NOT HOLD in this run: (7) every working CNN run {claim} (SGD 90.0 (one seed) vs 88.5 (one seed))"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,11 +393,11 @@ def test_selection_table_verdicts():
             ("d", [_run(0.92, train=0.99)] * 2, False)]
     t = tables.selection_table(rows, ev.MARGIN)
     assert t.columns == ["change tried on the recipe so far", "seeds", "val acc", "train acc", "kept: gain > margin"]
-    assert t.rows == [["homework CNN (2.3)", "2", "90.00 ± 0.00", "96.00 ± 1.41", "start"],
-                      ["a", "2", "90.50 ± 0.00", "96.00 ± 0.00", "yes: +0.50 > 0.10"],
-                      ["b", "2", "90.60 ± 0.00", "96.00 ± 0.00", "no: +0.10 ≤ 0.10"],  # against a, the recipe so far
-                      ["c", "2", "91.50 ± 0.71", "99.00 ± 0.00", "yes: +1.00 > 0.81"],
-                      ["d", "2", "92.00 ± 0.00", "99.00 ± 0.00", "no: +0.50 ≤ 0.81"]]  # c's spread is in the margin
+    assert t.rows == [["homework CNN (2.3)", "2", "90.000 ± 0.000", "96.00 ± 1.41", "start"],
+                      ["a", "2", "90.500 ± 0.000", "96.00 ± 0.00", "yes: +0.50 > 0.10"],
+                      ["b", "2", "90.600 ± 0.000", "96.00 ± 0.00", "no: +0.10 ≤ 0.10"],  # against a, the recipe so far
+                      ["c", "2", "91.500 ± 0.707", "99.00 ± 0.00", "yes: +1.00 > 0.81"],
+                      ["d", "2", "92.000 ± 0.000", "99.00 ± 0.00", "no: +0.50 ≤ 0.81"]]  # c's spread is in the margin
 
 
 def test_final_table_columns_and_cells():
