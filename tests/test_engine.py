@@ -347,12 +347,15 @@ def test_check_test_drop_needs_every_run_of_every_group_over_two_points_lower_on
     ev.check_test_drop("MLP", [sgd, adam])
     ev.check_test_drop("CNN", [sgd, [_run(0.90, test=0.89, label="Adam")]])  # one run drops 1 point only
     ev.check_test_drop("CNN", [[_run(0.90, test=0.885)]], tag="7")  # 1.5 points
+    assert 0.0205 - 0.0005 == 0.02  # a drop of exactly 2 points in floating point is not over 2
+    ev.check_test_drop("MLP", [[_run(0.0205, test=0.0005)]])
     claim = "scores over 2 points lower on test than on validation"
     assert capsys.readouterr().out.splitlines() == [
         f"claim holds: every working MLP run {claim} (SGD 95.5 ± 0.7 vs 92.5 ± 0.7, Adam 90.0 (one seed) vs 85.0 (one seed))",
         f"CLAIM DOES NOT HOLD in this run: every working CNN run {claim} (SGD 95.5 ± 0.7 vs 92.5 ± 0.7, "
         "Adam 90.0 (one seed) vs 89.0 (one seed))",
-        f"CLAIM DOES NOT HOLD in this run: (7) every working CNN run {claim} (SGD 90.0 (one seed) vs 88.5 (one seed))"]
+        f"CLAIM DOES NOT HOLD in this run: (7) every working CNN run {claim} (SGD 90.0 (one seed) vs 88.5 (one seed))",
+        f"CLAIM DOES NOT HOLD in this run: every working MLP run {claim} (SGD 2.1 (one seed) vs 0.1 (one seed))"]
 
 
 # ---------------------------------------------------------------------------------------------
