@@ -57,3 +57,18 @@ def check_test_drop(model: str, groups: list[list[dict]], tag: str = "") -> None
     check(f"every working {model} run scores over 2 points lower on test than on validation",
           all(r["final"]["val_acc"] - r["final"]["test_acc"] > 0.02 for runs in groups for r in runs),
           ", ".join(f"{runs[0]['label']} {acc(runs)} vs {acc(runs, 'test')}" for runs in groups), tag)
+
+
+def check_first_epoch_lead(name_a: str, a: list[dict], name_b: str, b: list[dict], tag: str = "") -> None:
+    """Check that after the first epoch every run of `a` leads every run of `b` on validation by over 5 points."""
+    worst_a = min(100 * r["history"]["val_acc"][1] for r in a)  # val_acc[0]: before training, [1]: after epoch 1
+    best_b = max(100 * r["history"]["val_acc"][1] for r in b)
+    check(f"after epoch 1, every {name_a} seed leads every {name_b} seed by over 5 points on validation",
+          worst_a > best_b + 5, f"{worst_a:.1f} vs {best_b:.1f}", tag)
+
+
+def check_at_chance(name: str, runs: list[dict], tag: str = "") -> None:
+    """Check that every run ends at chance (under 12% for 10 classes) on validation and on test."""
+    check(f"{name} ends at chance (under 12%) on validation and test, every seed",
+          all(r["final"][f"{split}_acc"] < 0.12 for r in runs for split in ("val", "test")),
+          f"val {acc(runs)}, test {acc(runs, 'test')}", tag)

@@ -358,6 +358,30 @@ def test_check_test_drop_needs_every_run_of_every_group_over_two_points_lower_on
         f"CLAIM DOES NOT HOLD in this run: every working MLP run {claim} (SGD 2.1 (one seed) vs 0.1 (one seed))"]
 
 
+def test_check_first_epoch_lead_compares_the_worst_seed_of_a_with_the_best_of_b_after_epoch_1(capsys):
+    nesterov, sgd = [_run(val1=0.80), _run(val1=0.78)], [_run(val1=0.70), _run(val1=0.72)]
+    ev.check_first_epoch_lead("SGD-Nesterov", nesterov, "SGD", sgd, tag="2")  # 78 vs 72: a lead of 6
+    ev.check_first_epoch_lead("SGD-Nesterov", nesterov, "SGD", sgd + [_run(val1=0.74)])  # 78 vs 74: 4 only
+    ev.check_first_epoch_lead("SGD", sgd, "SGD-Nesterov", nesterov)
+    claim = "seed leads every SGD seed by over 5 points on validation"
+    assert capsys.readouterr().out.splitlines() == [
+        f"claim holds: (2) after epoch 1, every SGD-Nesterov {claim} (78.0 vs 72.0)",
+        f"CLAIM DOES NOT HOLD in this run: after epoch 1, every SGD-Nesterov {claim} (78.0 vs 74.0)",
+        "CLAIM DOES NOT HOLD in this run: after epoch 1, every SGD seed leads every SGD-Nesterov seed by over 5 points "
+        "on validation (70.0 vs 80.0)"]
+
+
+def test_check_at_chance_needs_every_run_under_twelve_percent_on_validation_and_test(capsys):
+    ev.check_at_chance("Adam lr=1", [_run(0.10, test=0.10), _run(0.1, test=0.118)], tag="5")
+    ev.check_at_chance("Adam lr=1", [_run(0.10, test=0.10), _run(0.12, test=0.10)])  # 12% is not under 12%
+    ev.check_at_chance("Adam lr=1", [_run(0.10, test=0.30)])  # at chance on validation only
+    claim = "Adam lr=1 ends at chance (under 12%) on validation and test, every seed"
+    assert capsys.readouterr().out.splitlines() == [
+        f"claim holds: (5) {claim} (val 10.0 ± 0.0, test 10.9 ± 1.3)",
+        f"CLAIM DOES NOT HOLD in this run: {claim} (val 11.0 ± 1.4, test 10.0 ± 0.0)",
+        f"CLAIM DOES NOT HOLD in this run: {claim} (val 10.0 (one seed), test 30.0 (one seed))"]
+
+
 # ---------------------------------------------------------------------------------------------
 # tables, from hand-made runs
 

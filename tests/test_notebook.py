@@ -25,7 +25,8 @@ DEFINED_AT = {
     "2.2": [("models", "N_CLASSES"), ("models", "MLP"), ("train", "evaluate"), ("train", "train"), ("train", "OPTIMIZERS"),
             ("train", "CONTROLS"), ("experiments", "run_experiment")]
            + [("evidence", n) for n in ("MARGIN", "accuracy", "beats", "check", "acc", "check_beats", "val_loss_low",
-                                       "check_loss_rises", "check_test_drop")],
+                                       "check_loss_rises", "check_test_drop",
+                                       "check_first_epoch_lead", "check_at_chance")],
     "2.3": [("models", "CNN")],
     "2.4": [("models", "count_parameters")],
     "2.6": [("bonus", n) for n in ("BonusConfig", "run_bonus", "CANDIDATES", "select_recipe")],
