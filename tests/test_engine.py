@@ -363,12 +363,15 @@ def test_check_first_epoch_lead_compares_the_worst_seed_of_a_with_the_best_of_b_
     ev.check_first_epoch_lead("SGD-Nesterov", nesterov, "SGD", sgd, tag="2")  # 78 vs 72: a lead of 6
     ev.check_first_epoch_lead("SGD-Nesterov", nesterov, "SGD", sgd + [_run(val1=0.74)])  # 78 vs 74: 4 only
     ev.check_first_epoch_lead("SGD", sgd, "SGD-Nesterov", nesterov)
+    assert 100 * 0.75 == 100 * 0.70 + 5  # a lead of exactly 5 points in floating point is not over 5
+    ev.check_first_epoch_lead("SGD-Nesterov", [_run(val1=0.75)], "SGD", [_run(val1=0.70)])
     claim = "seed leads every SGD seed by over 5 points on validation"
     assert capsys.readouterr().out.splitlines() == [
         f"claim holds: (2) after epoch 1, every SGD-Nesterov {claim} (78.0 vs 72.0)",
         f"CLAIM DOES NOT HOLD in this run: after epoch 1, every SGD-Nesterov {claim} (78.0 vs 74.0)",
         "CLAIM DOES NOT HOLD in this run: after epoch 1, every SGD seed leads every SGD-Nesterov seed by over 5 points "
-        "on validation (70.0 vs 80.0)"]
+        "on validation (70.0 vs 80.0)",
+        f"CLAIM DOES NOT HOLD in this run: after epoch 1, every SGD-Nesterov {claim} (75.0 vs 70.0)"]
 
 
 def test_check_at_chance_needs_every_run_under_twelve_percent_on_validation_and_test(capsys):
