@@ -5,9 +5,11 @@ code that computes it: `fn` and every function, class and constant of the notebo
 it reaches by name, transitively (`closure_digest`). So an edit of the model, the loop, the data
 preparation or the driver gives a new key and a new training run, whether the code is defined in a
 notebook cell or in the package (identical definitions hash identically); a change of comments or
-formatting does not. Plumbing that cannot change a result (this module, plots, progress bars, the
-device, KMNIST's files, whose md5s are part of the key) is not hashed, nor are the arguments `device`
-and `progress`: a CPU result is reused on a GPU.
+formatting does not. Plumbing that does not change what is computed (this module, plots, progress bars,
+KMNIST's files, whose md5s are part of the key, and the device module) is not hashed, nor are the arguments
+`device` and `progress`, nor the library versions. The device, `prepare_model`'s memory layout (channels_last
+on a CPU) and the library versions can change floating-point rounding, as another processor does: a result
+is the same computation, not the same bits, and a CPU result is reused on a GPU.
 
 Writes are atomic (a temporary file, then a rename), so an interrupted run leaves nothing behind and
 a reader never sees half a result. JSON has no NaN or infinity: they are stored as null.
