@@ -32,9 +32,11 @@ def acc(runs: list[dict], split: str = "val") -> str:
 
 
 def check_beats(name_a: str, a: list[dict], name_b: str, b: list[dict], split: str = "val", tag: str = "") -> None:
-    """Check and print the claim 'runs `a` beat runs `b` on a split' by `beats`, with both accuracies."""
+    """Check and print the claim 'runs `a` beat runs `b` on a split' by `beats`, with both accuracies and the margin."""
     where = {"val": "validation", "train_eval": "the training split"}.get(split, split)
-    check(f"{name_a} beats {name_b} on {where}", beats(a, b, split), f"{acc(a, split)} vs {acc(b, split)}", tag)
+    (mean_a, sd_a), (mean_b, sd_b) = accuracy(a, split), accuracy(b, split)  # the margin of `beats`, printed
+    check(f"{name_a} beats {name_b} on {where}", beats(a, b, split),
+          f"{acc(a, split)} vs {acc(b, split)}; gain {mean_a - mean_b:.2f}, needed over {sd_a + sd_b + MARGIN:.2f}", tag)
 
 
 def val_loss_low(run: dict) -> tuple[int, float]:

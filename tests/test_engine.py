@@ -313,9 +313,15 @@ def test_check_beats_prints_the_verdict_of_beats_in_words(capsys):
     ev.check_beats("CNN", a, "MLP", b, "test")  # a gain of 0.05 points is within the margin
     ev.check_beats("MLP", b, "CNN", a, "train_eval", tag="A1")
     assert capsys.readouterr().out.splitlines() == [
-        "claim holds: CNN beats MLP on validation (95.0 (one seed) vs 90.0 (one seed))",
-        "CLAIM DOES NOT HOLD in this run: CNN beats MLP on test (90.0 (one seed) vs 90.0 (one seed))",
-        "claim holds: (A1) MLP beats CNN on the training split (99.9 (one seed) vs 99.0 (one seed))"]
+        "claim holds: CNN beats MLP on validation (95.0 (one seed) vs 90.0 (one seed); gain 5.00, needed over 0.10)",
+        "CLAIM DOES NOT HOLD in this run: CNN beats MLP on test (90.0 (one seed) vs 90.0 (one seed); gain -0.05, "
+        "needed over 0.10)",
+        "claim holds: (A1) MLP beats CNN on the training split (99.9 (one seed) vs 99.0 (one seed); gain 0.90, "
+        "needed over 0.10)"]
+    a2 = [_run(0.90), _run(0.92)]  # sd 1.41: the margin adds both spreads to MARGIN
+    ev.check_beats("A", a2, "B", [_run(0.80), _run(0.81)])
+    assert capsys.readouterr().out == ("claim holds: A beats B on validation (91.0 ± 1.4 vs 80.5 ± 0.7; gain 10.50, "
+                                       "needed over 2.22)\n")
 
 
 
