@@ -80,8 +80,9 @@ def bundle_cells(files: dict[str, str]) -> list:
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
         f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. None trains or evaluates a "
-        f"network ({roles}), so a grader can skip them, except perhaps `checks.py`, which Part 1's graded "
-        "functions call only to validate their inputs. `cache.py` loads a run from `results/` only if this same code, "
+        f"network ({roles}), so a grader can skip them"
+        + (", except perhaps `checks.py`, which Part 1's graded functions call only to validate their inputs"
+           if "hw3/checks.py" in files else "") + ". `cache.py` loads a run from `results/` only if this same code, "
         "configuration and data stored it; on a fresh machine (no `results/`) every run is trained by this "
         "execution, as its last cell prints.")
     setup = nbformat.v4.new_code_cell(

@@ -35,7 +35,9 @@ def test_the_lazy_init_makes_the_bundle_carry_no_graded_module(tmp_path):
 def test_the_bundle_intro_says_what_each_carried_file_does(tmp_path):
     files = package_files(_notebook(tmp_path / "c.ipynb", PLUMBING_IMPORTS))
     intro = bundle_cells(files)[0].source
-    assert "a grader can skip them, except perhaps `checks.py`" in intro and "every run is trained by this execution" in intro
+    assert "a grader can skip them. `cache.py`" in intro and "every run is trained by this execution" in intro
+    with_checks = bundle_cells(package_files(_notebook(tmp_path / "d.ipynb", PLUMBING_IMPORTS + "\nfrom hw3.checks import check_X_W")))
+    assert "a grader can skip them, except perhaps `checks.py`, which Part 1's graded functions" in with_checks[0].source
     roles = re.findall(r"`(\w+\.py)`: ([^;)]+)", intro)
     assert [f"hw3/{name}" for name, _ in roles] == [f for f in files if not f.endswith("__init__.py")]
     # each module's docstring, its first sentence up to a colon, lower-cased unless it starts with a name
