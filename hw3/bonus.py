@@ -66,8 +66,8 @@ CANDIDATES: list[tuple[str, dict]] = [
 
 def select_recipe(seeds: tuple[int, ...], epochs: int = 3, train_subset: int | None = None, device: torch.device | str = "cpu",
                   progress: bool = True, force: bool = False) -> tuple[BonusConfig, list[tuple[str, list[dict], bool]]]:
-    """Forward selection on validation: try each candidate on top of the recipe so far and keep it if its runs
-    `beat` the recipe's (mean gain beyond the seed spread). Returns the recipe and, per row, its runs and the verdict."""
+    """Forward selection on validation: keep each candidate whose runs `beat` the recipe so far; returns the recipe and
+    the table's rows (name, runs, kept)."""
     def runs(config):
         return [cached(run_bonus, config=dataclasses.replace(config, seed=s), device=device, progress=progress, force=force)
                 for s in seeds]

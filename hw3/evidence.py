@@ -1,5 +1,8 @@
-"""The margin by which the notebook's text calls one set of runs better than another, and the printed checks of
-its claims: a claim about training results is made only where `beats` says so in the execution at hand."""
+"""The printed checks of Part 2's claims, each stating its test and its numbers.
+
+`MARGIN`, `accuracy`, `beats` and `check` are also defined, identically, in the notebook's question 2.2, which takes
+the other functions from here. An order between two settings is claimed only where `beats` says so in the execution
+at hand."""
 from __future__ import annotations
 
 import statistics

@@ -45,7 +45,16 @@ def _imports_of(path: Path) -> set[str]:
     return found
 
 
-BUNDLE_INIT = '"""The notebook\'s plumbing: KMNIST\'s files, the results cache, figures, tables, progress bars, the device\nand Part 1\'s input checks. The graded code is defined in the notebook\'s cells, at each question."""\n'
+BUNDLE_INIT = ('"""The notebook\'s plumbing: KMNIST\'s files, the results cache, figures, tables, progress bars, the device,\n'
+               'Part 1\'s input checks and the checks behind its claims. The graded code is defined in the notebook\'s cells,\n'
+               'at each question."""\n')
+
+
+WORTH_A_LOOK = {  # carried files a grader may want to read, and why
+    "hw3/checks.py": "`checks.py` (Part 1's graded functions call it, only to validate their inputs)",
+    "hw3/gradcheck.py": "`gradcheck.py` (the references that 1.5 compares `gradient` with)",
+    "hw3/evidence.py": "`evidence.py` (the functions that check and print Part 2's claims)",
+}
 
 
 def package_files(notebook: Path | None = None) -> dict[str, str]:
@@ -77,13 +86,14 @@ def bundle_cells(files: dict[str, str]) -> list:
     folder = f"hw3_bundle_{digest}"
     roles = "; ".join(f"`{name.removeprefix('hw3/')}`: {_summary(text)}" for name, text in files.items()
                       if not name.endswith("__init__.py"))
+    maybe = [text for name, text in WORTH_A_LOOK.items() if name in files]
+    worth = f" Worth a look: {', '.join(maybe[:-1])} and {maybe[-1]}." if len(maybe) > 1 else \
+        f" Worth a look: {maybe[0]}." if maybe else ""
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
         f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. None trains or evaluates a "
-        f"network ({roles}), so a grader can skip them"
-        + (", except perhaps `checks.py`, which Part 1's graded functions call only to validate their inputs"
-           if "hw3/checks.py" in files else "") + ". `cache.py` loads a run from `results/` only if this same code, "
-        "configuration and data stored it; on a fresh machine (no `results/`) every run is trained by this "
+        f"network ({roles}), so a grader can skip them.{worth} `cache.py` loads a run from `results/` only if this "
+        "same code, configuration and data stored it; on a fresh machine (no `results/`) every run is trained by this "
         "execution, as its last cell prints.")
     setup = nbformat.v4.new_code_cell(
         "#@title Put the package next to this notebook on the import path (runs first)\n"

@@ -1,22 +1,21 @@
-"""Checks of Part 1's analytic gradient: central finite differences (loops are fine in a check) and PyTorch autograd."""
+"""References for Part 1's analytic gradient (1.5): central finite differences of any loss (loops are fine in a check)
+and PyTorch autograd."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backprop import predict, stable_logistic_loss
 
-
-def numerical_gradient(X: np.ndarray, y: np.ndarray, W: Mapping, h: float = 1e-6) -> dict[str, np.ndarray]:
-    """(L(w + h e_k) - L(w - h e_k)) / 2h for every weight w_k of the average stable loss."""
-    def loss(key, idx, step):  # the loss with the one weight W[key][idx] moved by `step`
+def numerical_gradient(loss: Callable[[dict], float], W: Mapping, h: float = 1e-6) -> dict[str, np.ndarray]:
+    """(loss(w + h e_k) - loss(w - h e_k)) / 2h for every weight w_k of the weights W (a dict of arrays)."""
+    def moved(key, idx, step):  # the loss with the one weight W[key][idx] moved by `step`
         w = {k: np.array(v, dtype=float) for k, v in W.items()}
         w[key][idx] += step
-        return stable_logistic_loss(y, predict(X, w)[1])
-    return {key: np.reshape([(loss(key, i, h) - loss(key, i, -h)) / (2 * h) for i in np.ndindex(np.shape(v))], np.shape(v))
+        return loss(w)
+    return {key: np.reshape([(moved(key, i, h) - moved(key, i, -h)) / (2 * h) for i in np.ndindex(np.shape(v))], np.shape(v))
             for key, v in W.items()}
 
 

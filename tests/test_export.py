@@ -10,7 +10,7 @@ pytest.importorskip("nbclient")
 
 from hw3.export import PACKAGE, ExportError, _imports_of, bundle_cells, export_notebook, package_files  # noqa: E402
 
-GRADED_MODULES = ("backprop", "data", "models", "train", "experiments", "bonus", "gradcheck")
+GRADED_MODULES = ("backprop", "data", "models", "train", "experiments", "bonus")
 
 
 def _notebook(path, *sources):
@@ -37,7 +37,14 @@ def test_the_bundle_intro_says_what_each_carried_file_does(tmp_path):
     intro = bundle_cells(files)[0].source
     assert "a grader can skip them. `cache.py`" in intro and "every run is trained by this execution" in intro
     with_checks = bundle_cells(package_files(_notebook(tmp_path / "d.ipynb", PLUMBING_IMPORTS + "\nfrom hw3.checks import check_X_W")))
-    assert "a grader can skip them, except perhaps `checks.py`, which Part 1's graded functions" in with_checks[0].source
+    assert "a grader can skip them. Worth a look: `checks.py` (Part 1's graded functions call it" in with_checks[0].source
+    all_three = bundle_cells(package_files(_notebook(tmp_path / "e.ipynb", PLUMBING_IMPORTS, "from hw3.checks import check_X_W\n"
+                                                     "from hw3.gradcheck import relative_error\nfrom hw3.evidence import acc")))
+    assert ("Worth a look: `checks.py` (Part 1's graded functions call it, only to validate their inputs), `gradcheck.py` "
+            "(the references that 1.5 compares `gradient` with) and `evidence.py` (the functions") in all_three[0].source
+    carried = package_files(_notebook(tmp_path / "f.ipynb", "from hw3.gradcheck import relative_error\nfrom hw3.evidence import acc"))
+    assert {"hw3/gradcheck.py", "hw3/evidence.py"} <= set(carried)  # the checks, carried without any graded module:
+    assert not {f"hw3/{m}.py" for m in GRADED_MODULES} & set(carried)  # they check the cells' code, not their own copy
     roles = re.findall(r"`(\w+\.py)`: ([^;)]+)", intro)
     assert [f"hw3/{name}" for name, _ in roles] == [f for f in files if not f.endswith("__init__.py")]
     # each module's docstring, its first sentence up to a colon, lower-cased unless it starts with a name
