@@ -53,7 +53,7 @@ BUNDLE_INIT = ('"""The notebook\'s plumbing: KMNIST\'s files, the results cache,
 WORTH_A_LOOK = {  # carried files a grader may want to read, and why
     "hw3/checks.py": "`checks.py` (Part 1's graded functions call it, only to validate their inputs)",
     "hw3/gradcheck.py": "`gradcheck.py` (the references that 1.5 compares `gradient` with)",
-    "hw3/evidence.py": "`evidence.py` (the functions that check and print Part 2's claims)",
+    "hw3/claims.py": "`claims.py` (the claims of Part 2 that `check` prints, other than an order of settings)",
 }
 
 
@@ -91,7 +91,7 @@ def bundle_cells(files: dict[str, str]) -> list:
         f" Worth a look: {maybe[0]}." if maybe else ""
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
-        f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. None trains or evaluates a "
+        f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. None holds graded code or defines a "
         f"network ({roles}), so a grader can skip them.{worth} `cache.py` loads a run from `results/` only if this "
         "same code, configuration and data stored it; on a fresh machine (no `results/`) every run is trained by this "
         "execution, as its last cell prints.")

@@ -13,6 +13,7 @@ from torch import nn
 matplotlib.use("Agg")
 
 import hw3.cache as cache  # noqa: E402
+import hw3.claims as cl  # noqa: E402
 import hw3.evidence as ev  # noqa: E402
 import hw3.experiments as ex  # noqa: E402
 from hw3 import plots, tables  # noqa: E402
@@ -303,8 +304,8 @@ def test_check_prints_whether_the_claim_holds(capsys):
 
 
 def test_acc_prints_mean_and_sd_or_the_one_seed():
-    assert ev.acc([_run(0.90), _run(0.92)]) == "91.0 ± 1.4"
-    assert ev.acc([_run(0.5, test=0.875)], "test") == "87.5 (one seed)"
+    assert cl.acc([_run(0.90), _run(0.92)]) == "91.0 ± 1.4"
+    assert cl.acc([_run(0.5, test=0.875)], "test") == "87.5 (one seed)"
 
 
 def test_check_beats_prints_the_verdict_of_beats_in_words(capsys):
@@ -331,16 +332,16 @@ def _losses(*val_loss):
 
 
 def test_val_loss_low_gives_the_epoch_of_the_lowest_loss_and_the_relative_rise_after_it():
-    assert ev.val_loss_low(_losses(0.1, 2.0, 1.0, 1.5)) == (2, pytest.approx(0.5))  # [0] is never the lowest
-    assert ev.val_loss_low(_losses(3.0, 2.0, 1.0, 0.5)) == (3, 0.0)
-    assert ev.val_loss_low(_losses(3.0, 1.0, 1.0, 1.2))[0] == 1  # a tie: the first epoch
+    assert cl.val_loss_low(_losses(0.1, 2.0, 1.0, 1.5)) == (2, pytest.approx(0.5))  # [0] is never the lowest
+    assert cl.val_loss_low(_losses(3.0, 2.0, 1.0, 0.5)) == (3, 0.0)
+    assert cl.val_loss_low(_losses(3.0, 1.0, 1.0, 1.2))[0] == 1  # a tie: the first epoch
 
 
-def test_check_loss_rises_needs_the_low_in_the_first_half_and_over_ten_percent_more_at_the_end(capsys):
+def test_loss_rises_needs_the_low_in_the_first_half_and_over_ten_percent_more_at_the_end(capsys):
     rises = _losses(3.0, 2.0, 1.0, 1.05, 1.2)  # low at epoch 2 of 4, +20%
-    ev.check_loss_rises("SGD", [rises, _losses(3.0, 1.0, 1.5, 1.5, 1.5)])
-    ev.check_loss_rises("late", [rises, _losses(3.0, 2.0, 1.5, 1.0, 1.2)])  # low at epoch 3 of 4
-    ev.check_loss_rises("flat", [rises, _losses(3.0, 1.0, 1.05, 1.1, 1.08)], tag="6")  # +8%
+    ev.check(*cl.loss_rises("SGD", [rises, _losses(3.0, 1.0, 1.5, 1.5, 1.5)]))
+    ev.check(*cl.loss_rises("late", [rises, _losses(3.0, 2.0, 1.5, 1.0, 1.2)]))  # low at epoch 3 of 4
+    ev.check(*cl.loss_rises("flat", [rises, _losses(3.0, 1.0, 1.05, 1.1, 1.08)]), tag="6")  # +8%
     claim = "lowest validation loss in the first half, then over 10% higher at the end, every seed"
     assert capsys.readouterr().out.splitlines() == [
         f"claim holds: SGD: {claim} (epoch 2, +20%; epoch 1, +50%)",
@@ -348,13 +349,13 @@ def test_check_loss_rises_needs_the_low_in_the_first_half_and_over_ten_percent_m
         f"CLAIM DOES NOT HOLD in this run: (6) flat: {claim} (epoch 2, +20%; epoch 1, +8%)"]
 
 
-def test_check_test_drop_needs_every_run_of_every_group_over_two_points_lower_on_test(capsys):
+def test_drops_on_test_needs_every_run_of_every_group_over_two_points_lower_on_test(capsys):
     sgd, adam = [_run(0.95, test=0.92), _run(0.96, test=0.93)], [_run(0.90, test=0.85, label="Adam")]
-    ev.check_test_drop("MLP", [sgd, adam])
-    ev.check_test_drop("CNN", [sgd, [_run(0.90, test=0.89, label="Adam")]])  # one run drops 1 point only
-    ev.check_test_drop("CNN", [[_run(0.90, test=0.885)]], tag="7")  # 1.5 points
+    ev.check(*cl.drops_on_test("MLP", [sgd, adam]))
+    ev.check(*cl.drops_on_test("CNN", [sgd, [_run(0.90, test=0.89, label="Adam")]]))  # one run drops 1 point only
+    ev.check(*cl.drops_on_test("CNN", [[_run(0.90, test=0.885)]]), tag="7")  # 1.5 points
     assert 0.0205 - 0.0005 == 0.02  # a drop of exactly 2 points in floating point is not over 2
-    ev.check_test_drop("MLP", [[_run(0.0205, test=0.0005)]])
+    ev.check(*cl.drops_on_test("MLP", [[_run(0.0205, test=0.0005)]]))
     claim = "scores over 2 points lower on test than on validation"
     assert capsys.readouterr().out.splitlines() == [
         f"claim holds: every working MLP run {claim} (SGD 95.5 ± 0.7 vs 92.5 ± 0.7, Adam 90.0 (one seed) vs 85.0 (one seed))",
@@ -364,13 +365,13 @@ def test_check_test_drop_needs_every_run_of_every_group_over_two_points_lower_on
         f"CLAIM DOES NOT HOLD in this run: every working MLP run {claim} (SGD 2.1 (one seed) vs 0.1 (one seed))"]
 
 
-def test_check_first_epoch_lead_compares_the_worst_seed_of_a_with_the_best_of_b_after_epoch_1(capsys):
+def test_leads_after_epoch_1_compares_the_worst_seed_of_a_with_the_best_of_b_after_epoch_1(capsys):
     nesterov, sgd = [_run(val1=0.80), _run(val1=0.78)], [_run(val1=0.70), _run(val1=0.72)]
-    ev.check_first_epoch_lead("SGD-Nesterov", nesterov, "SGD", sgd, tag="2")  # 78 vs 72: a lead of 6
-    ev.check_first_epoch_lead("SGD-Nesterov", nesterov, "SGD", sgd + [_run(val1=0.74)])  # 78 vs 74: 4 only
-    ev.check_first_epoch_lead("SGD", sgd, "SGD-Nesterov", nesterov)
+    ev.check(*cl.leads_after_epoch_1("SGD-Nesterov", nesterov, "SGD", sgd), tag="2")  # 78 vs 72: a lead of 6
+    ev.check(*cl.leads_after_epoch_1("SGD-Nesterov", nesterov, "SGD", sgd + [_run(val1=0.74)]))  # 78 vs 74: 4 only
+    ev.check(*cl.leads_after_epoch_1("SGD", sgd, "SGD-Nesterov", nesterov))
     assert 100 * 0.75 == 100 * 0.70 + 5  # a lead of exactly 5 points in floating point is not over 5
-    ev.check_first_epoch_lead("SGD-Nesterov", [_run(val1=0.75)], "SGD", [_run(val1=0.70)])
+    ev.check(*cl.leads_after_epoch_1("SGD-Nesterov", [_run(val1=0.75)], "SGD", [_run(val1=0.70)]))
     claim = "seed leads every SGD seed by over 5 points on validation"
     assert capsys.readouterr().out.splitlines() == [
         f"claim holds: (2) after epoch 1, every SGD-Nesterov {claim} (78.0 vs 72.0)",
@@ -380,10 +381,10 @@ def test_check_first_epoch_lead_compares_the_worst_seed_of_a_with_the_best_of_b_
         f"CLAIM DOES NOT HOLD in this run: after epoch 1, every SGD-Nesterov {claim} (75.0 vs 70.0)"]
 
 
-def test_check_at_chance_needs_every_run_under_twelve_percent_on_validation_and_test(capsys):
-    ev.check_at_chance("Adam lr=1", [_run(0.10, test=0.10), _run(0.1, test=0.118)], tag="5")
-    ev.check_at_chance("Adam lr=1", [_run(0.10, test=0.10), _run(0.12, test=0.10)])  # 12% is not under 12%
-    ev.check_at_chance("Adam lr=1", [_run(0.10, test=0.30)])  # at chance on validation only
+def test_at_chance_needs_every_run_under_twelve_percent_on_validation_and_test(capsys):
+    ev.check(*cl.at_chance("Adam lr=1", [_run(0.10, test=0.10), _run(0.1, test=0.118)]), tag="5")
+    ev.check(*cl.at_chance("Adam lr=1", [_run(0.10, test=0.10), _run(0.12, test=0.10)]))  # 12% is not under 12%
+    ev.check(*cl.at_chance("Adam lr=1", [_run(0.10, test=0.30)]))  # at chance on validation only
     claim = "Adam lr=1 ends at chance (under 12%) on validation and test, every seed"
     assert capsys.readouterr().out.splitlines() == [
         f"claim holds: (5) {claim} (val 10.0 ± 0.0, test 10.9 ± 1.3)",
