@@ -87,14 +87,14 @@ def bundle_cells(files: dict[str, str]) -> list:
     roles = "; ".join(f"`{name.removeprefix('hw3/')}`: {_summary(text)}" for name, text in files.items()
                       if not name.endswith("__init__.py"))
     maybe = [text for name, text in WORTH_A_LOOK.items() if name in files]
-    worth = f" Worth a look: {', '.join(maybe[:-1])} and {maybe[-1]}." if len(maybe) > 1 else \
-        f" Worth a look: {maybe[0]}." if maybe else ""
+    worth = f", except {', '.join(maybe[:-1])} and {maybe[-1]}" if len(maybe) > 1 else f", except {maybe[0]}" if maybe else ""
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
         f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. None holds graded code or defines a "
-        f"network ({roles}), so a grader can skip them.{worth} `cache.py` loads a run from `results/` only if this "
-        "same code, configuration and data stored it; on a fresh machine (no `results/`) every run is trained by this "
-        "execution, as its last cell prints.")
+        f"network ({roles}), so a grader can skip them{worth}. `cache.py` loads a run from `results/` only if the same "
+        "code, configuration and data stored it (the device and library versions, which can change rounding, are not "
+        "part of its key); on a fresh machine (no `results/`) every run is trained by this execution, as its last cell "
+        "prints.")
     setup = nbformat.v4.new_code_cell(
         "#@title Put the package next to this notebook on the import path (runs first)\n"
         "import os, sys\n"

@@ -37,10 +37,10 @@ def test_the_bundle_intro_says_what_each_carried_file_does(tmp_path):
     intro = bundle_cells(files)[0].source
     assert "a grader can skip them. `cache.py`" in intro and "every run is trained by this execution" in intro
     with_checks = bundle_cells(package_files(_notebook(tmp_path / "d.ipynb", PLUMBING_IMPORTS + "\nfrom hw3.checks import check_X_W")))
-    assert "a grader can skip them. Worth a look: `checks.py` (Part 1's graded functions call it" in with_checks[0].source
+    assert "a grader can skip them, except `checks.py` (Part 1's graded functions call it" in with_checks[0].source
     all_three = bundle_cells(package_files(_notebook(tmp_path / "e.ipynb", PLUMBING_IMPORTS, "from hw3.checks import check_X_W\n"
                                                      "from hw3.gradcheck import relative_error\nfrom hw3.claims import acc")))
-    assert ("Worth a look: `checks.py` (Part 1's graded functions call it, only to validate their inputs), `gradcheck.py` "
+    assert ("skip them, except `checks.py` (Part 1's graded functions call it, only to validate their inputs), `gradcheck.py` "
             "(the references that 1.5 compares `gradient` with) and `claims.py` (the claims") in all_three[0].source
     carried = package_files(_notebook(tmp_path / "f.ipynb", "from hw3.gradcheck import relative_error\nfrom hw3.claims import acc"))
     assert {"hw3/gradcheck.py", "hw3/claims.py"} <= set(carried) and "hw3/evidence.py" not in carried
