@@ -68,7 +68,7 @@ class KMNISTSplits:
 
     def tensors(self, split: str, device: torch.device | str = "cpu") -> torch.Tensor:
         """The same transform on a whole split at once: float32 (N, 1, 28, 28) on the device, the same values."""
-        # the operations of ToTensor + Normalize in their order, so the same float32 values (checked in appendix A3)
+        # the operations of ToTensor + Normalize in their order, so the same float32 values (checked in appendix A2)
         x = self.images[split].to(device).unsqueeze(1).to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
         return x.flatten(1)[:, self.permutation.reindex.to(device)].view(x.shape) if self.permutation else x
 

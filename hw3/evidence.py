@@ -31,9 +31,14 @@ def check(claim: str, holds: bool, evidence: str, tag: str = "") -> None:
     print(f"{'claim holds' if holds else 'CLAIM DOES NOT HOLD in this run'}: {f'({tag}) ' if tag else ''}{claim} ({evidence})")
 
 
-def check_beats(name_a: str, a: list[dict], name_b: str, b: list[dict], split: str = "val", tag: str = "") -> None:
-    """Check and print the claim 'runs `a` beat runs `b` on a split' by `beats`, with both accuracies and the margin."""
-    where = {"val": "validation", "train_eval": "the training split"}.get(split, split)
-    (mean_a, sd_a), (mean_b, sd_b) = accuracy(a, split), accuracy(b, split)  # the margin of `beats`, printed
-    check(f"{name_a} beats {name_b} on {where}", beats(a, b, split),
-          f"{acc(a, split)} vs {acc(b, split)}; gain {mean_a - mean_b:.2f}, needed over {sd_a + sd_b + MARGIN:.2f}", tag)
+def check_beats(name_a: str, a: list[dict], name_b: str, b: list[dict], splits: tuple[str, ...] = ("val", "test"),
+                tag: str = "") -> None:
+    """Check and print the claim 'runs `a` beat runs `b`' by `beats` on every split given, with the accuracies and margins."""
+    where = {"val": "validation", "train_eval": "the training split"}
+    numbers = []
+    for split in splits:
+        (mean_a, sd_a), (mean_b, sd_b) = accuracy(a, split), accuracy(b, split)  # the margin of `beats`, printed
+        numbers.append(f"{where.get(split, split)} {acc(a, split)} vs {acc(b, split)}, "
+                       f"gain {mean_a - mean_b:.2f} needed over {sd_a + sd_b + MARGIN:.2f}")
+    check(f"{name_a} beats {name_b} on {' and '.join(where.get(s, s) for s in splits)}",
+          all(beats(a, b, split) for split in splits), "; ".join(numbers), tag)

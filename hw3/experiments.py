@@ -12,22 +12,21 @@ from .cache import cached
 from .data import PERMUTATION_SEED, RandomPermutation, kmnist_splits, make_loaders
 from .device import describe, prepare_model
 from .models import CNN, MLP
-from .train import CONTROLS, OPTIMIZERS, evaluate, train
+from .train import OPTIMIZERS, evaluate, train
 
 
 def run_experiment(model: type[nn.Module], optimizer: str, dataset: str = "plain", epochs: int = 20,
                    batch_size: int = 64, seed: int = 0, train_subset: int | None = None,
                    device: torch.device | str = "cpu", progress: bool = True) -> tuple[dict, list[nn.Module]]:
     """One run of Part 2: seed, build `model`, train it with one optimizer of the table, evaluate every split."""
-    choices = {**OPTIMIZERS, **CONTROLS}
-    if dataset not in ("plain", "permuted") or optimizer not in choices:
-        raise ValueError(f"expected dataset 'plain' or 'permuted' and an optimizer of {list(choices)}, "
+    if dataset not in ("plain", "permuted") or optimizer not in OPTIMIZERS:
+        raise ValueError(f"expected dataset 'plain' or 'permuted' and an optimizer of {list(OPTIMIZERS)}, "
                          f"got dataset={dataset!r}, optimizer={optimizer!r}")
     permutation = RandomPermutation(28 * 28, seed=PERMUTATION_SEED) if dataset == "permuted" else None
     loaders = make_loaders(kmnist_splits(permutation, train_subset), batch_size, device, seed=seed)
     torch.manual_seed(seed)  # the initial weights: one seed, the same network for every optimizer
     net = prepare_model(model(), device)
-    label, optimizer_class, settings = choices[optimizer]
+    label, optimizer_class, settings = OPTIMIZERS[optimizer]
     t0 = time.perf_counter()
     history = train(net, loaders, optimizer_class(net.parameters(), **settings), epochs, progress,
                     desc=f"{model.__name__} {dataset} {label} seed {seed}")
@@ -57,7 +56,7 @@ def run_group(name: str, device=None, progress: bool = True, force: bool = False
     kw = dict(device=device or "cpu", progress=progress, force=force)
     if name == "mlp":
         return [cached(run_experiment, model=MLP, optimizer=o, seed=s, **common, **kw)
-                for o in [*OPTIMIZERS, *CONTROLS] for s in seeds["mlp"]]
+                for o in OPTIMIZERS for s in seeds["mlp"]]
     if name == "cnn":  # Adam lr=1 on one seed: it collapses with every MLP seed
         return [cached(run_experiment, model=CNN, optimizer=o, seed=s, **common, **kw)
                 for o in OPTIMIZERS for s in (seeds["cnn"][:1] if o == "adam_lr1" else seeds["cnn"])]

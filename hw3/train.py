@@ -16,8 +16,6 @@ OPTIMIZERS: dict[str, tuple[str, type, dict]] = {
     "adam":     ("Adam lr=0.01",         torch.optim.Adam, dict(lr=0.01)),
     "adam_lr1": ("Adam lr=1",            torch.optim.Adam, dict(lr=1.0)),
 }
-# A control outside the question's four: does a 10x smaller step fix Adam? (checked in the appendix, A1)
-CONTROLS: dict[str, tuple[str, type, dict]] = {"adam_lr1e-3": ("Adam lr=0.001", torch.optim.Adam, dict(lr=1e-3))}
 
 
 def evaluate(model: nn.Module, loader: Iterable) -> tuple[float, float]:

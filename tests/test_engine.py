@@ -19,7 +19,7 @@ import hw3.experiments as ex  # noqa: E402
 from hw3 import plots, tables  # noqa: E402
 from hw3.data import kmnist_splits, make_loaders  # noqa: E402
 from hw3.models import CNN, MLP, count_parameters  # noqa: E402
-from hw3.train import CONTROLS, OPTIMIZERS, evaluate, train  # noqa: E402
+from hw3.train import OPTIMIZERS, evaluate, train  # noqa: E402
 
 TINY = dict(epochs=2, train_subset=128, batch_size=64, progress=False)  # 2 steps per epoch
 
@@ -49,7 +49,7 @@ def test_optimizer_table_is_the_questions():
     assert OPTIMIZERS["nesterov"][1:] == (torch.optim.SGD, dict(lr=0.01, momentum=0.9, nesterov=True))
     assert OPTIMIZERS["adam"][1:] == (torch.optim.Adam, dict(lr=0.01))
     assert OPTIMIZERS["adam_lr1"][1:] == (torch.optim.Adam, dict(lr=1.0))
-    assert set(CONTROLS).isdisjoint(OPTIMIZERS)
+    assert list(OPTIMIZERS) == ["sgd", "nesterov", "adam", "adam_lr1"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,22 +308,21 @@ def test_acc_prints_mean_and_sd_or_the_one_seed():
     assert cl.acc([_run(0.5, test=0.875)], "test") == "87.5 (one seed)"
 
 
-def test_check_beats_prints_the_verdict_of_beats_in_words(capsys):
+def test_check_beats_prints_the_verdict_of_beats_on_every_split_in_one_line(capsys):
     a, b = [_run(0.95, test=0.90, train=0.99)], [_run(0.90, test=0.9005, train=0.999)]
-    ev.check_beats("CNN", a, "MLP", b)
-    ev.check_beats("CNN", a, "MLP", b, "test")  # a gain of 0.05 points is within the margin
-    ev.check_beats("MLP", b, "CNN", a, "train_eval", tag="A1")
+    ev.check_beats("CNN", a, "MLP", b, ("val",))
+    ev.check_beats("CNN", a, "MLP", b)  # on test a gain of -0.05 points: the claim fails though validation holds
+    ev.check_beats("MLP", b, "CNN", a, ("train_eval",), tag="4")
     assert capsys.readouterr().out.splitlines() == [
-        "claim holds: CNN beats MLP on validation (95.0 (one seed) vs 90.0 (one seed); gain 5.00, needed over 0.10)",
-        "CLAIM DOES NOT HOLD in this run: CNN beats MLP on test (90.0 (one seed) vs 90.0 (one seed); gain -0.05, "
-        "needed over 0.10)",
-        "claim holds: (A1) MLP beats CNN on the training split (99.9 (one seed) vs 99.0 (one seed); gain 0.90, "
-        "needed over 0.10)"]
-    a2 = [_run(0.90), _run(0.92)]  # sd 1.41: the margin adds both spreads to MARGIN
-    ev.check_beats("A", a2, "B", [_run(0.80), _run(0.81)])
-    assert capsys.readouterr().out == ("claim holds: A beats B on validation (91.0 ± 1.4 vs 80.5 ± 0.7; gain 10.50, "
-                                       "needed over 2.22)\n")
-
+        "claim holds: CNN beats MLP on validation (validation 95.0 (one seed) vs 90.0 (one seed), gain 5.00 needed over 0.10)",
+        "CLAIM DOES NOT HOLD in this run: CNN beats MLP on validation and test (validation 95.0 (one seed) vs 90.0 "
+        "(one seed), gain 5.00 needed over 0.10; test 90.0 (one seed) vs 90.0 (one seed), gain -0.05 needed over 0.10)",
+        "claim holds: (4) MLP beats CNN on the training split (the training split 99.9 (one seed) vs 99.0 (one seed), "
+        "gain 0.90 needed over 0.10)"]
+    a2 = [_run(0.90, test=0.90), _run(0.92, test=0.92)]  # sd 1.41: the margin adds both spreads to MARGIN
+    ev.check_beats("A", a2, "B", [_run(0.80, test=0.80), _run(0.81, test=0.81)])
+    assert capsys.readouterr().out == ("claim holds: A beats B on validation and test (validation 91.0 ± 1.4 vs 80.5 ± 0.7, "
+                                       "gain 10.50 needed over 2.22; test 91.0 ± 1.4 vs 80.5 ± 0.7, gain 10.50 needed over 2.22)\n")
 
 
 def _losses(*val_loss):
@@ -458,10 +457,10 @@ def test_mean_sd_leaves_out_missing_values():
 
 def test_group_runs_and_their_tables(fake_root):
     rs = ex.run_group("mlp", progress=False, seeds={"mlp": (0,)}, epochs=1, train_subset=64)
-    assert [(r["config"]["optimizer"], r["config"]["seed"]) for r in rs] == [(o, 0) for o in [*OPTIMIZERS, *CONTROLS]]
+    assert [(r["config"]["optimizer"], r["config"]["seed"]) for r in rs] == [(o, 0) for o in OPTIMIZERS]
     assert len(plots.plot_learning_curves(rs, "mlp").axes) == 2
     t = tables.runs_table(rs)
-    assert [row[0] for row in t.rows] == [o[0] for o in [*OPTIMIZERS.values(), *CONTROLS.values()]]
+    assert [row[0] for row in t.rows] == [o[0] for o in OPTIMIZERS.values()]
     assert t.rows[1][4] == f"{100 * rs[1]['final']['test_acc']:.1f}"
     assert ex.run_group("mlp", progress=False, seeds={"mlp": (0,)}, epochs=1, train_subset=64) == rs  # cached now
     with pytest.raises(ValueError, match="experiment group must be one of"):

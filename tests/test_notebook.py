@@ -22,7 +22,7 @@ DEFINED_AT = {
     "2.1": [("data", n) for n in ("load_kmnist", "split_indices", "RandomPermutation", "KMNISTSplits",
                                   "kmnist_splits", "make_loaders", "PERMUTATION_SEED")],
     "2.2": [("models", "N_CLASSES"), ("models", "MLP"), ("train", "evaluate"), ("train", "train"), ("train", "OPTIMIZERS"),
-            ("train", "CONTROLS"), ("experiments", "run_experiment")]
+            ("experiments", "run_experiment")]
            + [("evidence", n) for n in ("MARGIN", "accuracy", "beats", "check", "check_beats")],  # the rule, the printers
     "2.3": [("models", "CNN")],
     "2.4": [("models", "count_parameters")],
