@@ -55,8 +55,7 @@ def run_bonus(config: BonusConfig, test: bool = False, device: torch.device | st
             "n_params": count_parameters(model), "device": describe(torch.device(device))}, [model]
 
 
-# The changes tried in 2.6, in this order (the optimiser first, so that the others are judged on networks trained
-# well within the short budget), each named for everything it changes.
+# The changes tried in 2.6, in this order (the text says why), each named for everything it changes.
 CANDIDATES: list[tuple[str, dict]] = [
     ("OneCycle schedule, peak lr 0.05 (was constant 0.01)", dict(onecycle=True, lr=0.05)),
     ("BatchNorm + a second conv per stage", dict(batchnorm=True, second_conv=True)),

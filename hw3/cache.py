@@ -63,7 +63,7 @@ def _source(obj) -> str:
     return repr(obj)
 
 
-PLUMBING = ("hw3.cache", "hw3.plots", "hw3.progress", "hw3.device", "hw3.kmnist", "hw3.export", "hw3.cli")  # never hashed
+PLUMBING = ("hw3.cache", "hw3.plots", "hw3.progress", "hw3.device", "hw3.kmnist")  # never hashed
 RUNTIME = ("device", "progress")  # arguments that cannot change a result: not part of its key
 _CONSTANTS = (int, float, str, bool, tuple, list, dict, frozenset, type(None))
 
@@ -163,18 +163,6 @@ def cached(fn: Callable, *, results: str | os.PathLike | None = None, force: boo
     save_weights(models, path)  # weights first: a result on disk always has its weights beside it
     save_result(result, path)
     return result
-
-
-def cached_models(fn: Callable, build: Callable, *, results: str | os.PathLike | None = None,
-                  device: str | torch.device = "cpu", **config) -> list:
-    """The trained models of fn(**config) (built by `build()`, weights loaded), trained first if they are missing."""
-    path = result_path(fn, config, results)
-    for force in (False, True):  # a result without weights (or with broken ones) is computed again
-        cached(fn, results=results, force=force, device=device, progress=False, **config)
-        models = load_weights(path, build, device)
-        if models is not None:
-            return models
-    raise RuntimeError(f"the weights of {path.name} could not be saved and loaded back")
 
 
 def results_dir(path: str | os.PathLike | None = None) -> Path:

@@ -38,7 +38,8 @@ def check_beats(name_a: str, a: list[dict], name_b: str, b: list[dict], splits: 
     numbers = []
     for split in splits:
         (mean_a, sd_a), (mean_b, sd_b) = accuracy(a, split), accuracy(b, split)  # the margin of `beats`, printed
+        gain, margin = mean_a - mean_b, sd_a + sd_b + MARGIN
         numbers.append(f"{where.get(split, split)} {acc(a, split)} vs {acc(b, split)}, "
-                       f"gain {mean_a - mean_b:.2f} needed over {sd_a + sd_b + MARGIN:.2f}")
+                       f"gain {gain:.2f} {'>' if gain > margin else '≤'} margin {margin:.2f}")
     check(f"{name_a} beats {name_b} on {' and '.join(where.get(s, s) for s in splits)}",
           all(beats(a, b, split) for split in splits), "; ".join(numbers), tag)

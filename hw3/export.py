@@ -84,17 +84,18 @@ def bundle_cells(files: dict[str, str]) -> list:
     import nbformat
     digest = hashlib.sha1("".join(f"{k}\0{v}\0" for k, v in files.items()).encode()).hexdigest()[:10]
     folder = f"hw3_bundle_{digest}"
-    roles = "; ".join(f"`{name.removeprefix('hw3/')}`: {_summary(text)}" for name, text in files.items()
-                      if not name.endswith("__init__.py"))
-    maybe = [text for name, text in WORTH_A_LOOK.items() if name in files]
-    worth = f", except {', '.join(maybe[:-1])} and {maybe[-1]}" if len(maybe) > 1 else f", except {maybe[0]}" if maybe else ""
+    worth = [text for name, text in WORTH_A_LOOK.items() if name in files]
+    skip = "; ".join(f"`{name.removeprefix('hw3/')}` ({_summary(text)})" for name, text in files.items()
+                     if not name.endswith("__init__.py") and name not in WORTH_A_LOOK)
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
         f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. None holds graded code or defines a "
-        f"network ({roles}), so a grader can skip them{worth}. `cache.py` loads a run from `results/` only if the same "
-        "code, configuration and data stored it (the device and library versions, which can change rounding, are not "
-        "part of its key); on a fresh machine (no `results/`) every run is trained by this execution, as its last cell "
-        "prints.")
+        "network.\n\n"
+        + (f"- Worth a look: {'; '.join(worth)}.\n" if worth else "")
+        + f"- Safe to skip: {skip}.\n\n"
+        "`cache.py` loads a run from `results/` only if the same code, configuration and data stored it (not the device "
+        "or library versions, which can change rounding); on a fresh machine every run is trained by this execution, as "
+        "the last cell prints.")
     setup = nbformat.v4.new_code_cell(
         "#@title Put the package next to this notebook on the import path (runs first)\n"
         "import os, sys\n"

@@ -413,7 +413,7 @@ def test_load_weights_gives_the_saved_models_in_eval_mode_and_never_unpickles_ob
     assert cache.load_weights(tmp_path / "missing.json", lambda: nn.Linear(3, 2), "cpu") is None
 
 
-# ---- cached, cached_models, the JSON round trip --------------------------------------------------------
+# ---- cached, load_weights, the JSON round trip --------------------------------------------------------
 
 _CALLS = []
 _RUNTIME = []
@@ -442,24 +442,19 @@ def test_cached_computes_once_keeps_result_and_weights_and_recomputes_when_force
     assert _CALLS == [2, 2, 3]
 
 
-def test_cached_models_trains_when_the_weights_are_missing_or_broken(tmp_path):
+def test_load_weights_gives_the_trained_models_or_none_when_missing_broken_or_not_fitting(tmp_path):
     import torch
 
     import hw3.cache as cache
-    _CALLS.clear()
-    _RUNTIME.clear()
-    build = lambda: nn.Linear(4, 1)  # noqa: E731
-    models_ = cache.cached_models(_tiny_run, build, results=tmp_path, width=4, device="cpu:0")
-    assert _RUNTIME == [("cpu:0", False)]  # the device asked for, no progress bar
+    cache.cached(_tiny_run, results=tmp_path, width=4)
+    path = result_path(_tiny_run, dict(width=4), tmp_path)
+    models_ = cache.load_weights(path, lambda: nn.Linear(4, 1), "cpu")
     torch.manual_seed(4)
     torch.testing.assert_close(models_[0].weight, nn.Linear(4, 1).weight)  # the trained model's own weights
-    assert _CALLS == [4]
-    assert cache.cached_models(_tiny_run, build, results=tmp_path, width=4) is not None and _CALLS == [4]
-    path = result_path(_tiny_run, dict(width=4), tmp_path)
+    assert not models_[0].training  # ready to evaluate
+    assert cache.load_weights(path, lambda: nn.Linear(5, 1), "cpu") is None  # another architecture: does not fit
     path.with_suffix(".pt").write_bytes(b"broken")
-    assert len(cache.cached_models(_tiny_run, build, results=tmp_path, width=4)) == 1 and _CALLS == [4, 4]
-    with pytest.raises(RuntimeError, match="could not be saved and loaded back"):
-        cache.cached_models(_tiny_run, lambda: nn.Linear(5, 1), results=tmp_path, width=4)  # never fits
+    assert cache.load_weights(path, lambda: nn.Linear(4, 1), "cpu") is None
 
 
 def test_load_result_refuses_what_is_not_a_whole_result(tmp_path):

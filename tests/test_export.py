@@ -19,7 +19,7 @@ def _notebook(path, *sources):
     return path
 
 
-PLUMBING_IMPORTS = ("from hw3 import plots, tables\nfrom hw3.cache import COUNTS, cached, cached_models\n"
+PLUMBING_IMPORTS = ("from hw3 import plots, tables\nfrom hw3.cache import COUNTS, cached\n"
                     "from hw3.device import describe, pick_device\nfrom hw3.kmnist import ensure_kmnist\n"
                     "from hw3.progress import progress_bar")  # what the notebook takes from the package
 
@@ -35,18 +35,20 @@ def test_the_lazy_init_makes_the_bundle_carry_no_graded_module(tmp_path):
 def test_the_bundle_intro_says_what_each_carried_file_does(tmp_path):
     files = package_files(_notebook(tmp_path / "c.ipynb", PLUMBING_IMPORTS))
     intro = bundle_cells(files)[0].source
-    assert "a grader can skip them. `cache.py`" in intro and "every run is trained by this execution" in intro
+    assert "- Worth a look" not in intro and "- Safe to skip: `cache.py` (the results cache)" in intro
+    assert "every run is trained by this execution" in intro
     with_checks = bundle_cells(package_files(_notebook(tmp_path / "d.ipynb", PLUMBING_IMPORTS + "\nfrom hw3.checks import check_X_W")))
-    assert "a grader can skip them, except `checks.py` (Part 1's graded functions call it" in with_checks[0].source
+    assert "- Worth a look: `checks.py` (Part 1's graded functions call it, only to validate their inputs).\n" in with_checks[0].source
     all_three = bundle_cells(package_files(_notebook(tmp_path / "e.ipynb", PLUMBING_IMPORTS, "from hw3.checks import check_X_W\n"
                                                      "from hw3.gradcheck import relative_error\nfrom hw3.claims import acc")))
-    assert ("skip them, except `checks.py` (Part 1's graded functions call it, only to validate their inputs), `gradcheck.py` "
-            "(the references that 1.5 compares `gradient` with) and `claims.py` (the claims") in all_three[0].source
+    assert ("- Worth a look: `checks.py` (Part 1's graded functions call it, only to validate their inputs); `gradcheck.py` "
+            "(the references that 1.5 compares `gradient` with); `claims.py` (the claims") in all_three[0].source
+    assert "`checks.py`" not in all_three[0].source.split("- Safe to skip")[1]  # each file listed once
     carried = package_files(_notebook(tmp_path / "f.ipynb", "from hw3.gradcheck import relative_error\nfrom hw3.claims import acc"))
     assert {"hw3/gradcheck.py", "hw3/claims.py"} <= set(carried) and "hw3/evidence.py" not in carried
     # the checks, carried without any graded module and without `evidence`, whose definitions the notebook has:
     assert not {f"hw3/{m}.py" for m in GRADED_MODULES} & set(carried)  # they check the cells' code, not their own copy
-    roles = re.findall(r"`(\w+\.py)`: ([^;)]+)", intro)
+    roles = re.findall(r"`(\w+\.py)` \(([^;)]+)\)", intro)
     assert [f"hw3/{name}" for name, _ in roles] == [f for f in files if not f.endswith("__init__.py")]
     # each module's docstring, its first sentence up to a colon, lower-cased unless it starts with a name
     assert ("cache.py", "the results cache") in roles and ("kmnist.py", "KMNIST's four files") in roles
