@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
@@ -12,8 +13,17 @@ from torchvision.transforms.functional import to_pil_image
 
 from .kmnist import CLASSES
 
-if TYPE_CHECKING:  # for annotations only: the figures do not import the data pipeline
-    from .data import KMNISTSplits
+
+class Splits(Protocol):
+    """What the sample grids read of question 2.1's `KMNISTSplits` (the figures do not import the data pipeline)."""
+
+    images: dict[str, torch.Tensor]
+    labels: dict[str, torch.Tensor]
+    mean: float
+    std: float
+
+    def transform(self) -> Callable[..., torch.Tensor]: ...
+
 
 try:  # a Japanese font (IPAex Gothic) so that the hiragana class names render
     import matplotlib_fontja  # noqa: F401
@@ -40,8 +50,8 @@ def _pick_per_class(labels: torch.Tensor, per_class: int, seed: int) -> torch.Te
     return torch.stack(picks)  # (classes, per_class)
 
 
-def show_samples(splits: KMNISTSplits, split: str = "train", per_class: int = 8, seed: int = 0,
-                 permuted: KMNISTSplits | None = None) -> plt.Figure:
+def show_samples(splits: Splits, split: str = "train", per_class: int = 8, seed: int = 0,
+                 permuted: Splits | None = None) -> plt.Figure:
     """`per_class` samples per class after the transform; with `permuted`, the same samples permuted beside them."""
     picks = _pick_per_class(splits.labels[split], per_class, seed)
     panels = [("after ToTensor + Normalize", splits)]
