@@ -23,7 +23,7 @@ _LAZY = {
     **dict.fromkeys(("RandomPermutation", "load_kmnist", "kmnist_splits", "make_loaders"), "data"),
     **dict.fromkeys(("train", "evaluate"), "train"),
     "run_experiment": "experiments",
-    **dict.fromkeys(("BonusConfig", "run_bonus", "CANDIDATES", "select_recipe"), "bonus"),
+    **dict.fromkeys(("BonusCNN", "BonusConfig", "run_bonus", "CANDIDATES", "select_recipe"), "bonus"),
 }  # graded name -> the module of the package that defines it
 __all__ = list(_LAZY)
 

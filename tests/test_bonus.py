@@ -9,6 +9,7 @@ from torch.utils.data import BatchSampler, DataLoader, SequentialSampler, Tensor
 
 import hw3.bonus as bonus
 import hw3.evidence as ev
+from hw3.bonus import BonusCNN
 from hw3.cache import result_path
 from hw3.data import kmnist_splits, make_loaders
 from hw3.device import describe
@@ -40,13 +41,20 @@ def test_run_bonus_refuses_bad_values_before_any_step(small_val, bad, message):
         bonus.run_bonus(bonus.BonusConfig(**{"onecycle": True, **bad}, train_subset=64), progress=False)
 
 
-def test_the_cnn_options_are_off_by_default_and_name_their_arguments():
-    assert str(CNN(batchnorm=False, second_conv=False)) == str(CNN()) and count_parameters(CNN()) == 29_066
-    assert str(CNN(True, True)) == str(CNN(batchnorm=True, second_conv=True))
+def test_the_bonus_cnn_is_the_homework_cnn_by_default_and_names_its_options():
+    assert str(BonusCNN(batchnorm=False, second_conv=False)) == str(BonusCNN())
+    assert str(BonusCNN()).removeprefix("BonusCNN") == str(CNN()).removeprefix("CNN")  # the same layers
+    assert count_parameters(BonusCNN()) == count_parameters(CNN()) == 29_066
+    torch.manual_seed(0)
+    homework = CNN()
+    torch.manual_seed(0)
+    for a, b in zip(homework.parameters(), BonusCNN().parameters(), strict=True):  # the same seed, the same network
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert str(BonusCNN(True, True)) == str(BonusCNN(batchnorm=True, second_conv=True))
 
 
 def test_two_convs_per_stage_with_batchnorm_before_every_relu_and_bias_free_convs():
-    net = CNN(batchnorm=True, second_conv=True)
+    net = BonusCNN(batchnorm=True, second_conv=True)
     layers = list(net)
     convs = [m for m in layers if isinstance(m, nn.Conv2d)]
     assert [(m.in_channels, m.out_channels) for m in convs] == [(1, 16), (16, 16), (16, 32), (32, 32), (32, 64), (64, 64)]
@@ -58,7 +66,7 @@ def test_two_convs_per_stage_with_batchnorm_before_every_relu_and_bias_free_conv
         assert layers[i - 1].num_features == layers[i - 2].out_channels
     assert [type(m) for m in layers].count(nn.MaxPool2d) == 3
     assert net(torch.randn(3, 1, 28, 28)).shape == (3, 10)
-    with_bias = CNN(batchnorm=False, second_conv=True)
+    with_bias = BonusCNN(batchnorm=False, second_conv=True)
     assert all(m.bias is not None for m in with_bias if isinstance(m, nn.Conv2d))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in with_bias)
     assert count_parameters(with_bias) == 29_066 + (16 * 16 * 9 + 16) + (32 * 32 * 9 + 32) + (64 * 64 * 9 + 64)
@@ -147,7 +155,7 @@ def test_the_whole_recipe_runs_end_to_end(small_val):
     cfg = bonus.BonusConfig(second_conv=True, batchnorm=True, onecycle=True, lr=0.05, label_smoothing=0.1, epochs=2,
                             train_subset=256)
     r, (model,) = bonus.run_bonus(cfg, progress=False)
-    assert r["n_params"] == count_parameters(CNN(batchnorm=True, second_conv=True)) and len(r["history"]["step_loss"]) == 2 * 4
+    assert r["n_params"] == count_parameters(BonusCNN(batchnorm=True, second_conv=True)) and len(r["history"]["step_loss"]) == 2 * 4
     assert 0 <= r["final"]["val_acc"] <= 1  # too few steps to judge learning; OneCycle took exactly its total steps
     assert all(math.isfinite(v) for v in r["history"]["step_loss"])
 

@@ -26,7 +26,7 @@ DEFINED_AT = {
            + [("evidence", n) for n in ("MARGIN", "accuracy", "beats", "check", "check_beats")],  # the rule, the printers
     "2.3": [("models", "CNN")],
     "2.4": [("models", "count_parameters")],
-    "2.6": [("bonus", n) for n in ("BonusConfig", "run_bonus", "CANDIDATES", "select_recipe")],
+    "2.6": [("bonus", n) for n in ("BonusCNN", "BonusConfig", "run_bonus", "CANDIDATES", "select_recipe")],
 }
 # What the notebook may take from the package: plumbing (cache, figures, tables, progress, device, download,
 # Part 1's input checks) and the checks behind claims (1.5's reference gradients, Part 2's claims other than orders),
