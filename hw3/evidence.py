@@ -26,8 +26,12 @@ def beats(a: list[dict], b: list[dict], split: str = "val") -> bool:
     return mean_a - mean_b > sd_a + sd_b + MARGIN
 
 
+VERDICTS: dict[str, bool] = {}  # every claim checked in this execution -> whether it holds (a cell run again replaces its own)
+
+
 def check(claim: str, holds: bool, evidence: str, tag: str = "") -> None:
     """Print whether a claim of the text (numbered `tag` there) holds in this execution, with the numbers behind it."""
+    VERDICTS[f"({tag}) {claim}" if tag else claim] = holds
     print(f"{'claim holds' if holds else 'CLAIM DOES NOT HOLD in this run'}: {f'({tag}) ' if tag else ''}{claim} ({evidence})")
 
 

@@ -294,13 +294,18 @@ def test_beats_needs_a_gain_beyond_both_spreads_and_the_margin():
     assert 100 * 0.002 - 100 * 0.001 == ev.MARGIN and not ev.beats(one(0.002), one(0.001))
 
 
-def test_check_prints_whether_the_claim_holds(capsys):
+def test_check_prints_whether_the_claim_holds_and_keeps_the_last_verdict_of_each_claim(capsys, monkeypatch):
+    monkeypatch.setattr(ev, "VERDICTS", {})
     ev.check("CNN beats MLP", True, "98.0 vs 91.0")
     ev.check("Adam lr=1 learns", False, "10.0%")
     ev.check("SGD is slow", True, "epoch 20", tag="3")  # the claim's number in the text
     assert capsys.readouterr().out.splitlines() == ["claim holds: CNN beats MLP (98.0 vs 91.0)",
                                                    "CLAIM DOES NOT HOLD in this run: Adam lr=1 learns (10.0%)",
                                                    "claim holds: (3) SGD is slow (epoch 20)"]
+    assert ev.VERDICTS == {"CNN beats MLP": True, "Adam lr=1 learns": False, "(3) SGD is slow": True}
+    ev.check("Adam lr=1 learns", True, "10.0%")  # a cell run again: its claim counted once, with the new verdict
+    ev.check("SGD is slow", False, "epoch 20", tag="4")  # the same words under another number: another claim
+    assert ev.VERDICTS == {"CNN beats MLP": True, "Adam lr=1 learns": True, "(3) SGD is slow": True, "(4) SGD is slow": False}
 
 
 def test_acc_prints_mean_and_sd_or_the_one_seed():

@@ -23,7 +23,7 @@ DEFINED_AT = {
                                   "kmnist_splits", "make_loaders", "PERMUTATION_SEED")],
     "2.2": [("models", "N_CLASSES"), ("models", "MLP"), ("train", "evaluate"), ("train", "train"), ("train", "OPTIMIZERS"),
             ("experiments", "run_experiment")]
-           + [("evidence", n) for n in ("MARGIN", "accuracy", "beats", "check", "check_beats")],  # the rule, the printers
+           + [("evidence", n) for n in ("MARGIN", "accuracy", "beats", "VERDICTS", "check", "check_beats")],  # the rule, the printers
     "2.3": [("models", "CNN")],
     "2.4": [("models", "count_parameters")],
     "2.6": [("bonus", n) for n in ("BonusCNN", "BonusConfig", "run_bonus", "CANDIDATES", "select_recipe")],
