@@ -72,8 +72,10 @@ def run_bonus(config: BonusConfig, test: bool = False, device: torch.device | st
 
 # The changes tried in 2.6, in this order (the text says why), each named for everything it changes.
 CANDIDATES: list[tuple[str, dict]] = [
-    ("OneCycle schedule, peak lr 0.05 (was constant 0.01)", dict(onecycle=True, lr=0.05)),
-    ("BatchNorm + a second conv per stage", dict(batchnorm=True, second_conv=True)),
+    ("OneCycle schedule (was a constant lr)", dict(onecycle=True)),
+    ("lr 0.05 (was 0.01)", dict(lr=0.05)),
+    ("BatchNorm before each ReLU", dict(batchnorm=True)),
+    ("a second conv per stage", dict(second_conv=True)),
     ("label smoothing 0.1", dict(label_smoothing=0.1)),
 ]
 

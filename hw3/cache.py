@@ -32,6 +32,7 @@ from typing import IO
 import torch
 
 from . import kmnist
+from .progress import note_run
 
 RESULTS_DIR = kmnist.PROJECT_ROOT / "results"
 
@@ -156,12 +157,14 @@ def cached(fn: Callable, *, results: str | os.PathLike | None = None, force: boo
     path = result_path(fn, config, results)
     if not force and (hit := load_result(path)) is not None:
         COUNTS["loaded"].add(path.name)
+        note_run(trained=False)
         return hit
     COUNTS["trained"].add(path.name)
     result, models = fn(**config)
     result = finite_or_none(result)
     save_weights(models, path)  # weights first: a result on disk always has its weights beside it
     save_result(result, path)
+    note_run(trained=True, seconds=result.get("wall_time_s") if isinstance(result, dict) else None)
     return result
 
 

@@ -165,9 +165,10 @@ def test_the_whole_recipe_runs_end_to_end(small_val):
 
 GAIN = {  # points of validation accuracy each candidate adds (the recipe's accuracy is 90% + the kept gains)
     "onecycle": 0.3,           # kept: +0.3 > 0 + 0 + 0.1
-    "batchnorm": 0.12,         # with the second conv (one candidate): +0.2 beyond the margin, but not beyond its
-    "second_conv": 0.08,       # seed spread (sd 0.71): refused
-    "label_smoothing": 0.15,   # kept, after a refusal
+    "lr": 0.2,                 # kept
+    "batchnorm": 0.12,         # beyond the margin, but not beyond its seed spread (sd 0.71): refused
+    "second_conv": 0.08,       # within the margin: refused
+    "label_smoothing": 0.15,   # kept, after two refusals
 }
 
 
@@ -190,20 +191,23 @@ def test_select_recipe_keeps_a_candidate_only_when_it_beats_the_recipe_so_far(mo
     monkeypatch.setattr(bonus, "cached", fake_cached)
     recipe, rows = bonus.select_recipe((0, 1), epochs=2, train_subset=100, device="dev")
     assert [(name, kept) for name, _, kept in rows] == [("homework CNN (2.3), 2 epochs", True)] + \
-        [(name, k) for (name, _), k in zip(bonus.CANDIDATES, [True, False, True])]
+        [(name, k) for (name, _), k in zip(bonus.CANDIDATES, [True, True, False, False, True])]
     assert recipe == bonus.BonusConfig(onecycle=True, lr=0.05, label_smoothing=0.1, epochs=2, train_subset=100)
     # every trial is the recipe so far plus one candidate, over both seeds
+    kept = dict(onecycle=True, lr=0.05, epochs=2, train_subset=100)
     tried = [bonus.BonusConfig(epochs=2, train_subset=100),
-             bonus.BonusConfig(onecycle=True, lr=0.05, epochs=2, train_subset=100),
-             bonus.BonusConfig(onecycle=True, lr=0.05, batchnorm=True, second_conv=True, epochs=2, train_subset=100),
-             bonus.BonusConfig(onecycle=True, lr=0.05, label_smoothing=0.1, epochs=2, train_subset=100)]
+             bonus.BonusConfig(onecycle=True, epochs=2, train_subset=100),
+             bonus.BonusConfig(**kept),
+             bonus.BonusConfig(**kept, batchnorm=True),
+             bonus.BonusConfig(**kept, second_conv=True),
+             bonus.BonusConfig(**kept, label_smoothing=0.1)]
     assert calls == [dataclasses.replace(c, seed=s) for c in tried for s in (0, 1)]
     for (_, runs, _), config in zip(rows, tried):
         assert [r["config"]["seed"] for r in runs] == [0, 1] and runs[0]["final"]["val_acc"] == fake_accuracy(config)
 
 
 def test_select_recipe_verdicts_are_those_of_beats(monkeypatch):
-    verdicts = iter([False, True, True])  # whatever the accuracies, `beats` decides
+    verdicts = iter([False, False, True, True, True])  # whatever the accuracies, `beats` decides
 
     def fake_beats(a, b):
         return next(verdicts)
@@ -211,7 +215,7 @@ def test_select_recipe_verdicts_are_those_of_beats(monkeypatch):
     monkeypatch.setattr(bonus, "cached", lambda fn, config, device, **kw: {"config": config, "final": {"val_acc": 0.9}})
     monkeypatch.setattr(bonus, "beats", fake_beats)
     recipe, rows = bonus.select_recipe((0,), epochs=1)
-    assert [kept for _, _, kept in rows] == [True, False, True, True]
+    assert [kept for _, _, kept in rows] == [True, False, False, True, True, True]
     assert recipe == bonus.BonusConfig(batchnorm=True, second_conv=True, label_smoothing=0.1, epochs=1)
     assert rows[-1][1][0]["config"] == bonus.BonusConfig(batchnorm=True, second_conv=True, label_smoothing=0.1, epochs=1,
                                                          seed=0)
