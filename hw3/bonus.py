@@ -74,8 +74,10 @@ def run_bonus(config: BonusConfig, test: bool = False, device: torch.device | st
 CANDIDATES: list[tuple[str, dict]] = [
     ("OneCycle schedule (was a constant lr)", dict(onecycle=True)),
     ("lr 0.05 (was 0.01)", dict(lr=0.05)),
+    ("OneCycle and lr 0.05 together", dict(onecycle=True, lr=0.05)),
     ("BatchNorm before each ReLU", dict(batchnorm=True)),
     ("a second conv per stage", dict(second_conv=True)),
+    ("BatchNorm and a second conv together", dict(batchnorm=True, second_conv=True)),
     ("label smoothing 0.1", dict(label_smoothing=0.1)),
 ]
 
@@ -90,9 +92,13 @@ def select_recipe(seeds: tuple[int, ...], epochs: int = 3, train_subset: int | N
     recipe = BonusConfig(epochs=epochs, train_subset=train_subset)
     best = runs(recipe)
     rows = [(f"homework CNN (2.3), {epochs} epochs", best, True)]
+    tried = {recipe}
     for name, change in CANDIDATES:
-        trial = runs(dataclasses.replace(recipe, **change))
+        if (config := dataclasses.replace(recipe, **change)) in tried:
+            continue  # a pair already tried through its parts (one or both kept)
+        tried.add(config)
+        trial = runs(config)
         rows.append((name, trial, beats(trial, best)))
         if rows[-1][2]:
-            recipe, best = dataclasses.replace(recipe, **change), trial
+            recipe, best = config, trial
     return recipe, rows

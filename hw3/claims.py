@@ -25,11 +25,11 @@ def val_loss_low(run: dict) -> tuple[int, float]:
 
 def loss_rises(name: str, runs: list[dict]) -> Claim:
     """Every run's validation loss is lowest in the first half of training, then over 10% higher at the end, while its
-    validation accuracy ends at most 0.2 points below its value at that lowest-loss epoch."""
+    validation accuracy does not fall by more than 0.2 points from that lowest-loss epoch to the end."""
     lows = [val_loss_low(r) for r in runs]
     change = [100 * (r["history"]["val_acc"][-1] - r["history"]["val_acc"][e]) for r, (e, _) in zip(runs, lows)]
     return (f"{name}: lowest validation loss in the first half, then over 10% higher at the end, while validation "
-            f"accuracy ends at most 0.2 points below its value at that epoch{', every seed' if len(runs) > 1 else ''}",
+            f"accuracy does not fall by more than 0.2 points from that epoch to the end{', every seed' if len(runs) > 1 else ''}",
             all(e <= (len(r["history"]["val_loss"]) - 1) / 2 and rise > 0.1 and d >= -0.2
                 for r, (e, rise), d in zip(runs, lows, change)),
             "; ".join(f"epoch {e}, loss +{rise:.0%}, accuracy {d:+.2f} points" for (e, rise), d in zip(lows, change)))

@@ -191,7 +191,8 @@ def test_select_recipe_keeps_a_candidate_only_when_it_beats_the_recipe_so_far(mo
     monkeypatch.setattr(bonus, "cached", fake_cached)
     recipe, rows = bonus.select_recipe((0, 1), epochs=2, train_subset=100, device="dev")
     assert [(name, kept) for name, _, kept in rows] == [("homework CNN (2.3), 2 epochs", True)] + \
-        [(name, k) for (name, _), k in zip(bonus.CANDIDATES, [True, True, False, False, True])]
+        [(name, k) for (name, _), k in zip(bonus.CANDIDATES[:2] + bonus.CANDIDATES[3:], [True, True, False, False, False, True])]
+    assert bonus.CANDIDATES[2][0] == "OneCycle and lr 0.05 together"  # skipped: both parts were kept
     assert recipe == bonus.BonusConfig(onecycle=True, lr=0.05, label_smoothing=0.1, epochs=2, train_subset=100)
     # every trial is the recipe so far plus one candidate, over both seeds
     kept = dict(onecycle=True, lr=0.05, epochs=2, train_subset=100)
@@ -200,6 +201,7 @@ def test_select_recipe_keeps_a_candidate_only_when_it_beats_the_recipe_so_far(mo
              bonus.BonusConfig(**kept),
              bonus.BonusConfig(**kept, batchnorm=True),
              bonus.BonusConfig(**kept, second_conv=True),
+             bonus.BonusConfig(**kept, batchnorm=True, second_conv=True),  # both parts refused: the pair is tried
              bonus.BonusConfig(**kept, label_smoothing=0.1)]
     assert calls == [dataclasses.replace(c, seed=s) for c in tried for s in (0, 1)]
     for (_, runs, _), config in zip(rows, tried):
@@ -207,7 +209,7 @@ def test_select_recipe_keeps_a_candidate_only_when_it_beats_the_recipe_so_far(mo
 
 
 def test_select_recipe_verdicts_are_those_of_beats(monkeypatch):
-    verdicts = iter([False, False, True, True, True])  # whatever the accuracies, `beats` decides
+    verdicts = iter([False, False, True, True, False, True])  # whatever the accuracies, `beats` decides
 
     def fake_beats(a, b):
         return next(verdicts)
@@ -215,10 +217,10 @@ def test_select_recipe_verdicts_are_those_of_beats(monkeypatch):
     monkeypatch.setattr(bonus, "cached", lambda fn, config, device, **kw: {"config": config, "final": {"val_acc": 0.9}})
     monkeypatch.setattr(bonus, "beats", fake_beats)
     recipe, rows = bonus.select_recipe((0,), epochs=1)
-    assert [kept for _, _, kept in rows] == [True, False, False, True, True, True]
-    assert recipe == bonus.BonusConfig(batchnorm=True, second_conv=True, label_smoothing=0.1, epochs=1)
-    assert rows[-1][1][0]["config"] == bonus.BonusConfig(batchnorm=True, second_conv=True, label_smoothing=0.1, epochs=1,
-                                                         seed=0)
+    assert [kept for _, _, kept in rows] == [True, False, False, True, True, False, True]  # the pair tried, parts refused
+    assert "BatchNorm and a second conv together" not in [name for name, _, _ in rows]  # = the refused second-conv trial
+    assert recipe == bonus.BonusConfig(onecycle=True, lr=0.05, batchnorm=True, label_smoothing=0.1, epochs=1)
+    assert rows[-1][1][0]["config"] == dataclasses.replace(recipe, seed=0)
 
 
 def test_select_recipe_defaults_and_passes_its_options_to_the_cache(monkeypatch):
