@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 base=${MUTATE_DIR:-/tmp/hw3-mutate}
 declare -A TESTS=([backprop]=tests/test_backprop.py [cache]=tests/test_cache.py [data]=tests/test_data.py
                   [train]=tests/test_engine.py [bonus]=tests/test_bonus.py [checks]=tests/test_backprop.py
-                  [evidence]=tests/test_engine.py [claims]=tests/test_engine.py)
+                  [evidence]=tests/test_engine.py)
 # Tests left out: the cache-key tests that compute keys in another process. mutmut picks the tests to run
 # against a mutant by the calls it saw in its own process, so they could never kill one; and their child
 # process fails under mutmut's stats collection, which then stops.

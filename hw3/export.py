@@ -46,14 +46,13 @@ def _imports_of(path: Path) -> set[str]:
 
 
 BUNDLE_INIT = ('"""The notebook\'s plumbing: KMNIST\'s files, the results cache, figures, tables, progress bars, the device,\n'
-               'Part 1\'s input checks and the checks behind its claims. The graded code is defined in the notebook\'s cells,\n'
+               'Part 1\'s input checks and 1.5\'s reference gradients. The graded code is defined in the notebook\'s cells,\n'
                'at each question."""\n')
 
 
 WORTH_A_LOOK = {  # carried files a grader may want to read, and why
     "hw3/checks.py": "`checks.py` (Part 1's graded functions call it, only to validate their inputs)",
     "hw3/gradcheck.py": "`gradcheck.py` (the references that 1.5 compares `gradient` with)",
-    "hw3/claims.py": "`claims.py` (the claims of Part 2 that `check` prints, other than an order of settings)",
 }
 
 

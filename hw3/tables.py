@@ -67,15 +67,6 @@ def _times(results: list[dict]) -> str:
     return f"{min(t):.0f} to {max(t):.0f} s per run" if len(t) > 1 else f"{t[0]:.0f} s"
 
 
-def compare_table(a: list[dict], b: list[dict], name_a: str, name_b: str) -> Table:
-    """Per optimizer that both sets ran, the final validation and test accuracy of the two models (mean ± sd, %)."""
-    ga, gb = group(a), group(b)
-    rows = [[label] + [mean_sd([r["final"][k] for r in runs]) for k in ("val_acc", "test_acc") for runs in (ga[label], gb[label])]
-            for label in ga if label in gb]
-    cols = ["optimizer", f"{name_a} val acc", f"{name_b} val acc", f"{name_a} test acc", f"{name_b} test acc"]
-    return Table(cols, rows, "In %, mean ± standard deviation over the seeds.")
-
-
 def selection_table(rows: list[tuple[str, list[dict], bool]], margin: float) -> Table:
     """2.6's forward selection: each change tried on the recipe so far, its validation accuracy, its gain over the
     recipe so far against the margin (the two seed spreads + `margin` points), and whether it was kept."""

@@ -13,7 +13,6 @@ from torch import nn
 matplotlib.use("Agg")
 
 import hw3.cache as cache  # noqa: E402
-import hw3.claims as cl  # noqa: E402
 import hw3.evidence as ev  # noqa: E402
 import hw3.experiments as ex  # noqa: E402
 from hw3 import plots, tables  # noqa: E402
@@ -309,21 +308,22 @@ def test_check_prints_whether_the_claim_holds_and_keeps_the_last_verdict_of_each
 
 
 def test_acc_prints_mean_and_sd_or_the_one_seed():
-    assert cl.acc([_run(0.90), _run(0.92)]) == "91.0 ± 1.4"
-    assert cl.acc([_run(0.5, test=0.875)], "test") == "87.5 (one seed)"
+    assert ev.acc([_run(0.90), _run(0.92)]) == "91.0 ± 1.4"
+    assert ev.acc([_run(0.5, test=0.875)], "test") == "87.5 (one seed)"
 
 
-def test_check_beats_prints_the_verdict_of_beats_on_every_split_in_one_line(capsys):
-    a, b = [_run(0.95, test=0.90, train=0.99)], [_run(0.90, test=0.9005, train=0.999)]
-    ev.check_beats("CNN", a, "MLP", b, ("val",))
+def test_check_beats_prints_the_verdict_of_beats_on_validation_and_test_in_one_line(capsys):
+    a, b = [_run(0.95, test=0.90)], [_run(0.90, test=0.9005)]
     ev.check_beats("CNN", a, "MLP", b)  # on test a gain of -0.05 points: the claim fails though validation holds
-    ev.check_beats("MLP", b, "CNN", a, ("train_eval",), tag="4")
+    ev.check_beats("MLP", [_run(0.90, test=0.95)], "CNN", [_run(0.95, test=0.90)], tag="4")  # fails on validation only
+    ev.check_beats("CNN", [_run(0.95, test=0.95)], "MLP", [_run(0.90, test=0.90)], tag="4")
     assert capsys.readouterr().out.splitlines() == [
-        "claim holds: CNN beats MLP on validation (validation 95.0 (one seed) vs 90.0 (one seed), gain 5.00 > margin 0.10)",
         "CLAIM DOES NOT HOLD in this run: CNN beats MLP on validation and test (validation 95.0 (one seed) vs 90.0 "
         "(one seed), gain 5.00 > margin 0.10; test 90.0 (one seed) vs 90.0 (one seed), gain -0.05 ≤ margin 0.10)",
-        "claim holds: (4) MLP beats CNN on the training split (the training split 99.9 (one seed) vs 99.0 (one seed), "
-        "gain 0.90 > margin 0.10)"]
+        "CLAIM DOES NOT HOLD in this run: (4) MLP beats CNN on validation and test (validation 90.0 (one seed) vs 95.0 "
+        "(one seed), gain -5.00 ≤ margin 0.10; test 95.0 (one seed) vs 90.0 (one seed), gain 5.00 > margin 0.10)",
+        "claim holds: (4) CNN beats MLP on validation and test (validation 95.0 (one seed) vs 90.0 (one seed), "
+        "gain 5.00 > margin 0.10; test 95.0 (one seed) vs 90.0 (one seed), gain 5.00 > margin 0.10)"]
     a2 = [_run(0.90, test=0.90), _run(0.92, test=0.92)]  # sd 1.41: the margin adds both spreads to MARGIN
     ev.check_beats("A", a2, "B", [_run(0.80, test=0.80), _run(0.81, test=0.81)])
     assert capsys.readouterr().out == ("claim holds: A beats B on validation and test (validation 91.0 ± 1.4 vs 80.5 ± 0.7, "
@@ -335,79 +335,47 @@ def _losses(*val_loss, acc=None):
     return {"history": {"val_loss": list(val_loss), "val_acc": list(acc or [0.9] * len(val_loss))}}
 
 
-def test_val_loss_low_gives_the_epoch_of_the_lowest_loss_and_the_relative_rise_after_it():
-    assert cl.val_loss_low(_losses(0.1, 2.0, 1.0, 1.5)) == (2, pytest.approx(0.5))  # [0] is never the lowest
-    assert cl.val_loss_low(_losses(3.0, 2.0, 1.0, 0.5)) == (3, 0.0)
-    assert cl.val_loss_low(_losses(3.0, 1.0, 1.0, 1.2))[0] == 1  # a tie: the first epoch
+def test_lowest_loss_epoch_gives_the_first_epoch_of_the_lowest_validation_loss():
+    assert ev.lowest_loss_epoch(_losses(0.1, 2.0, 1.0, 1.5)) == 2  # [0], before training, is never the lowest
+    assert ev.lowest_loss_epoch(_losses(3.0, 2.0, 1.0, 0.5)) == 3
+    assert ev.lowest_loss_epoch(_losses(3.0, 1.0, 1.0, 1.2)) == 1  # a tie: the first epoch
 
 
-def test_loss_rises_needs_the_low_in_the_first_half_over_ten_percent_more_at_the_end_and_no_accuracy_fall(capsys):
+def test_loss_rises_needs_the_low_in_the_first_half_over_ten_percent_more_at_the_end_and_no_accuracy_fall():
     rises = _losses(3.0, 2.0, 1.0, 1.05, 1.2, acc=[0.1, 0.90, 0.95, 0.955, 0.96])  # low at epoch 2 of 4, +20%, +1 point
-    ev.check(*cl.loss_rises("SGD", [rises, _losses(3.0, 1.0, 1.5, 1.5, 1.5)]))
-    ev.check(*cl.loss_rises("late", [rises, _losses(3.0, 2.0, 1.5, 1.0, 1.2)]))  # low at epoch 3 of 4
-    ev.check(*cl.loss_rises("flat", [rises, _losses(3.0, 1.0, 1.05, 1.1, 1.08)]), tag="6")  # +8%
-    ev.check(*cl.loss_rises("falls", [rises, _losses(3.0, 1.0, 1.5, 1.5, 1.5, acc=[0.1, 0.95, 0.95, 0.95, 0.947])]))
-    ev.check(*cl.loss_rises("holds", [_losses(3.0, 1.0, 1.5, 1.5, 1.5, acc=[0.1, 0.95, 0.95, 0.95, 0.949])]))
-    claim = ("lowest validation loss in the first half, then over 10% higher at the end, while validation accuracy does "
-             "not fall by more than 0.2 points from that epoch to the end")
-    assert capsys.readouterr().out.splitlines() == [
-        f"claim holds: SGD: {claim}, every seed (epoch 2, loss +20%, accuracy +1.00 points; "
-        "epoch 1, loss +50%, accuracy +0.00 points)",
-        f"CLAIM DOES NOT HOLD in this run: late: {claim}, every seed (epoch 2, loss +20%, accuracy +1.00 points; "
-        "epoch 3, loss +20%, accuracy +0.00 points)",
-        f"CLAIM DOES NOT HOLD in this run: (6) flat: {claim}, every seed (epoch 2, loss +20%, accuracy +1.00 points; "
-        "epoch 1, loss +8%, accuracy +0.00 points)",
-        f"CLAIM DOES NOT HOLD in this run: falls: {claim}, every seed (epoch 2, loss +20%, accuracy +1.00 points; "
-        "epoch 1, loss +50%, accuracy -0.30 points)",
-        f"claim holds: holds: {claim} (epoch 1, loss +50%, accuracy -0.10 points)"]
+    assert ev.loss_rises([rises, _losses(3.0, 1.0, 1.5, 1.5, 1.5)]) == (
+        True, "epoch 2, loss +20%, accuracy +1.00 points; epoch 1, loss +50%, accuracy +0.00 points")
+    assert ev.loss_rises([rises, _losses(3.0, 2.0, 1.5, 1.0, 1.2)]) == (  # low at epoch 3 of 4: not in the first half
+        False, "epoch 2, loss +20%, accuracy +1.00 points; epoch 3, loss +20%, accuracy +0.00 points")
+    assert ev.loss_rises([_losses(3.0, 2.0, 1.0, 1.5, 1.5, 1.5)])[0] is True  # low at epoch 2 of 5: in the first half
+    assert ev.loss_rises([_losses(3.0, 2.0, 1.5, 1.0, 1.5, 1.5)])[0] is False  # epoch 3 of 5: past it
+    assert ev.loss_rises([rises, _losses(3.0, 1.0, 1.05, 1.1, 1.08)]) == (  # +8% only
+        False, "epoch 2, loss +20%, accuracy +1.00 points; epoch 1, loss +8%, accuracy +0.00 points")
+    assert ev.loss_rises([rises, _losses(3.0, 1.0, 1.5, 1.5, 1.5, acc=[0.1, 0.95, 0.95, 0.95, 0.947])]) == (
+        False, "epoch 2, loss +20%, accuracy +1.00 points; epoch 1, loss +50%, accuracy -0.30 points")
+    assert ev.loss_rises([_losses(3.0, 1.0, 1.5, 1.5, 1.5, acc=[0.1, 0.95, 0.95, 0.95, 0.949])]) == (
+        True, "epoch 1, loss +50%, accuracy -0.10 points")
+    assert ev.loss_rises([_losses(3.0, 1.0, 1.5, 1.5, 1.5), rises])[0] is True  # the order of the runs does not matter
+    assert ev.loss_rises([_losses(3.0, 1.0, 1.05, 1.1, 1.08), rises])[0] is False
 
 
-def test_drops_on_test_needs_every_run_of_every_group_over_two_points_lower_on_test(capsys):
-    sgd, adam = [_run(0.95, test=0.92), _run(0.96, test=0.93)], [_run(0.90, test=0.85, label="Adam")]
-    ev.check(*cl.drops_on_test("MLP", [sgd, adam]))
-    ev.check(*cl.drops_on_test("CNN", [sgd, [_run(0.90, test=0.89, label="Adam")]]))  # one run drops 1 point only
-    ev.check(*cl.drops_on_test("CNN", [[_run(0.90, test=0.885)]]), tag="7")  # 1.5 points
+def test_drops_on_test_needs_every_run_of_every_group_over_two_points_lower_on_test():
+    sgd, adam = [_run(0.95, test=0.92), _run(0.96, test=0.93)], [_run(0.90, test=0.85)]
+    assert ev.drops_on_test({"SGD": sgd, "Adam": adam}) == (
+        True, "SGD 95.5 ± 0.7 vs 92.5 ± 0.7, Adam 90.0 (one seed) vs 85.0 (one seed)")
+    assert ev.drops_on_test({"SGD": sgd, "Adam": [_run(0.90, test=0.89)]})[0] is False  # one run drops 1 point only
+    assert ev.drops_on_test({"Adam": [_run(0.90, test=0.89)], "SGD": sgd})[0] is False
+    assert ev.drops_on_test({"SGD": [_run(0.90, test=0.885)]}) == (False, "SGD 90.0 (one seed) vs 88.5 (one seed)")
     assert 0.0205 - 0.0005 == 0.02  # a drop of exactly 2 points in floating point is not over 2
-    ev.check(*cl.drops_on_test("MLP", [[_run(0.0205, test=0.0005)]]))
-    claim = "scores over 2 points lower on test than on validation"
-    assert capsys.readouterr().out.splitlines() == [
-        f"claim holds: every working MLP run {claim} (SGD 95.5 ± 0.7 vs 92.5 ± 0.7, Adam 90.0 (one seed) vs 85.0 (one seed))",
-        f"CLAIM DOES NOT HOLD in this run: every working CNN run {claim} (SGD 95.5 ± 0.7 vs 92.5 ± 0.7, "
-        "Adam 90.0 (one seed) vs 89.0 (one seed))",
-        f"CLAIM DOES NOT HOLD in this run: (7) every working CNN run {claim} (SGD 90.0 (one seed) vs 88.5 (one seed))",
-        f"CLAIM DOES NOT HOLD in this run: every working MLP run {claim} (SGD 2.1 (one seed) vs 0.1 (one seed))"]
+    assert ev.drops_on_test({"SGD": [_run(0.0205, test=0.0005)]})[0] is False
 
 
-def test_leads_after_epoch_1_compares_the_worst_seed_of_a_with_the_best_of_b_after_epoch_1(capsys):
-    nesterov, sgd = [_run(val1=0.80), _run(val1=0.78)], [_run(val1=0.70), _run(val1=0.72)]
-    ev.check(*cl.leads_after_epoch_1("SGD-Nesterov", nesterov, "SGD", sgd), tag="2")  # 78 vs 72: a lead of 6
-    ev.check(*cl.leads_after_epoch_1("SGD-Nesterov", nesterov, "SGD", sgd + [_run(val1=0.74)]))  # 78 vs 74: 4 only
-    ev.check(*cl.leads_after_epoch_1("SGD", sgd, "SGD-Nesterov", nesterov))
-    assert 100 * 0.75 == 100 * 0.70 + 5  # a lead of exactly 5 points in floating point is not over 5
-    ev.check(*cl.leads_after_epoch_1("SGD-Nesterov", [_run(val1=0.75)], "SGD", [_run(val1=0.70)]))
-    claim = "seed leads every SGD seed by over 5 points on validation"
-    assert capsys.readouterr().out.splitlines() == [
-        f"claim holds: (2) after epoch 1, every SGD-Nesterov {claim} (78.0 vs 72.0)",
-        f"CLAIM DOES NOT HOLD in this run: after epoch 1, every SGD-Nesterov {claim} (78.0 vs 74.0)",
-        "CLAIM DOES NOT HOLD in this run: after epoch 1, every SGD seed leads every SGD-Nesterov seed by over 5 points "
-        "on validation (70.0 vs 80.0)",
-        f"CLAIM DOES NOT HOLD in this run: after epoch 1, every SGD-Nesterov {claim} (75.0 vs 70.0)"]
-
-
-def test_at_chance_needs_every_run_under_twelve_percent_on_validation_and_test(capsys):
-    ev.check(*cl.at_chance("Adam lr=1", [_run(0.10, test=0.10), _run(0.1, test=0.118)]), tag="5")
-    ev.check(*cl.at_chance("Adam lr=1", [_run(0.10, test=0.10), _run(0.12, test=0.10)]))  # 12% is not under 12%
-    ev.check(*cl.at_chance("Adam lr=1", [_run(0.10, test=0.30)]))  # at chance on validation only
-    claim = "Adam lr=1 ends at chance (under 12%) on validation and test, every seed"
-    assert capsys.readouterr().out.splitlines() == [
-        f"claim holds: (5) {claim} (val 10.0 ± 0.0, test 10.9 ± 1.3)",
-        f"CLAIM DOES NOT HOLD in this run: {claim} (val 11.0 ± 1.4, test 10.0 ± 0.0)",
-        "CLAIM DOES NOT HOLD in this run: Adam lr=1 ends at chance (under 12%) on validation and test "  # one seed
-        "(val 10.0 (one seed), test 30.0 (one seed))"]
-
-
-# ---------------------------------------------------------------------------------------------
-# tables, from hand-made runs
+def test_at_chance_needs_every_run_under_twelve_percent_on_validation_and_test():
+    assert ev.at_chance([_run(0.10, test=0.10), _run(0.1, test=0.118)]) == (True, "validation 10.0 ± 0.0, test 10.9 ± 1.3")
+    assert ev.at_chance([_run(0.10, test=0.10), _run(0.12, test=0.10)]) == (  # 12% is not under 12%
+        False, "validation 11.0 ± 1.4, test 10.0 ± 0.0")
+    assert ev.at_chance([_run(0.10, test=0.30)]) == (False, "validation 10.0 (one seed), test 30.0 (one seed)")
+    assert ev.at_chance([_run(0.30, test=0.10)])[0] is False  # at chance on test only
 
 def test_runs_table_has_six_columns_and_mean_sd_per_configuration():
     rs = [_run(0.90, 0.88, 0.95, 0.5, wall=10), _run(0.92, 0.90, 0.99, 0.6, wall=20),
@@ -421,19 +389,6 @@ def test_runs_table_has_six_columns_and_mean_sd_per_configuration():
     assert "val acc after epoch 1" in repr(t)
     by_seed = tables.runs_table(rs, key=lambda r: r["label"] + str(r["wall_time_s"]))
     assert [row[:2] for row in by_seed.rows] == [["SGD10", "1"], ["SGD20", "1"], ["Adam15", "1"]]
-
-
-def test_compare_table_puts_each_set_in_its_own_columns():
-    mlp = [_run(0.90, 0.88, label="SGD"), _run(0.92, 0.90, label="SGD"), _run(0.50, 0.40, label="Adam"),
-           _run(0.80, 0.81, label="Nesterov")]
-    cnn = [_run(0.99, 0.95, label="Nesterov"), _run(0.97, 0.96, label="SGD"), _run(0.99, 0.98, label="SGD")]
-    t = tables.compare_table(mlp, cnn, "MLP", "CNN")
-    assert t.columns == ["optimizer", "MLP val acc", "CNN val acc", "MLP test acc", "CNN test acc"]
-    assert t.rows == [["SGD", "91.0 ± 1.4", "98.0 ± 1.4", "89.0 ± 1.4", "97.0 ± 1.4"],  # Adam: in one set only
-                      ["Nesterov", "80.0", "99.0", "81.0", "95.0"]]
-    swapped = tables.compare_table(cnn, mlp, "CNN", "MLP")
-    assert swapped.rows == [["Nesterov", "99.0", "80.0", "95.0", "81.0"],  # in the order of the first set
-                            ["SGD", "98.0 ± 1.4", "91.0 ± 1.4", "97.0 ± 1.4", "89.0 ± 1.4"]]
 
 
 def test_selection_table_verdicts():

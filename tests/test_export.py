@@ -40,12 +40,12 @@ def test_the_bundle_intro_says_what_each_carried_file_does(tmp_path):
     with_checks = bundle_cells(package_files(_notebook(tmp_path / "d.ipynb", PLUMBING_IMPORTS + "\nfrom hw3.checks import check_X_W")))
     assert "- Worth a look: `checks.py` (Part 1's graded functions call it, only to validate their inputs).\n" in with_checks[0].source
     all_three = bundle_cells(package_files(_notebook(tmp_path / "e.ipynb", PLUMBING_IMPORTS, "from hw3.checks import check_X_W\n"
-                                                     "from hw3.gradcheck import relative_error\nfrom hw3.claims import acc")))
+                                                     "from hw3.gradcheck import relative_error")))
     assert ("- Worth a look: `checks.py` (Part 1's graded functions call it, only to validate their inputs); `gradcheck.py` "
-            "(the references that 1.5 compares `gradient` with); `claims.py` (the claims") in all_three[0].source
+            "(the references that 1.5 compares `gradient` with).\n") in all_three[0].source
     assert "`checks.py`" not in all_three[0].source.split("- Safe to skip")[1]  # each file listed once
-    carried = package_files(_notebook(tmp_path / "f.ipynb", "from hw3.gradcheck import relative_error\nfrom hw3.claims import acc"))
-    assert {"hw3/gradcheck.py", "hw3/claims.py"} <= set(carried) and "hw3/evidence.py" not in carried
+    carried = package_files(_notebook(tmp_path / "f.ipynb", "from hw3.gradcheck import relative_error"))
+    assert "hw3/gradcheck.py" in carried and "hw3/evidence.py" not in carried
     # the checks, carried without any graded module and without `evidence`, whose definitions the notebook has:
     assert not {f"hw3/{m}.py" for m in GRADED_MODULES} & set(carried)  # they check the cells' code, not their own copy
     roles = re.findall(r"`(\w+\.py)` \(([^;)]+)\)", intro)
