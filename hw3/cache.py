@@ -164,7 +164,7 @@ def cached(fn: Callable, *, results: str | os.PathLike | None = None, force: boo
     result = finite_or_none(result)
     save_weights(models, path)  # weights first: a result on disk always has its weights beside it
     save_result(result, path)
-    note_run(trained=True, seconds=result.get("wall_time_s") if isinstance(result, dict) else None)
+    note_run(trained=True)
     return result
 
 

@@ -18,6 +18,8 @@ def as_finite_array(name: str, a: object, ndim: int) -> np.ndarray:
     if bad or arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D{' (B,) or (B, 1)' * (ndim == 1)}, numeric and finite; "
                          f"got shape {np.shape(a)}, dtype {arr.dtype}" + f", {bad} NaN/inf entries" * (bad > 0))
+    if arr.size == 0:  # an empty batch would give a gradient of zeros and a loss of nan, with no error
+        raise ValueError(f"{name} must not be empty (at least one sample, one feature, one hidden unit); got shape {np.shape(a)}")
     return arr.astype(np.float64)
 
 

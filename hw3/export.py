@@ -88,8 +88,9 @@ def bundle_cells(files: dict[str, str]) -> list:
                      if not name.endswith("__init__.py") and name not in WORTH_A_LOOK)
     intro = nbformat.v4.new_markdown_cell(
         "## Setup: the `hw3` helpers (run these cells first)\n\n"
-        f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. None holds graded code or defines a "
-        "network.\n\n"
+        f"These collapsed cells write the plumbing package `hw3/` into `{folder}/`. None holds graded code or changes how "
+        "a network is built or trained: `device.py`'s `prepare_model` only moves it to the device (channels_last on a "
+        "CPU), and `cache.py` saves its trained weights.\n\n"
         + (f"- Worth a look: {'; '.join(worth)}.\n" if worth else "")
         + f"- Safe to skip: {skip}.\n\n"
         "`cache.py` loads a run from `results/` only if the same code, configuration and data stored it (not the device "

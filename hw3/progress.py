@@ -2,8 +2,9 @@
 
 A tqdm widget saved by nbconvert keeps its text fallback frozen at 0%. Here each cell that trains or loads runs
 gets one ordinary text display, updated in place (Jupyter's update_display_data): live it shows the runs so far and
-the bar of the run in training; once saved, the notebook holds its last state, e.g. "12 runs: 12 trained now (12-27 s
-each), 0 loaded from results/", which tells a reader at each question whether its numbers were computed now.
+the bar of the run in training; once saved, the notebook holds its last state, e.g. "12 runs: 12 trained now, 0 loaded
+from results/", which tells a reader at each question whether its numbers were computed now (the tables print the
+runs' training times).
 """
 from __future__ import annotations
 
@@ -18,12 +19,10 @@ def _shell():
     return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
 
 
-def summary(runs: list[tuple[bool, float | None]]) -> str:
-    """One line on a cell's runs, each (trained now, seconds of training or None)."""
-    seconds = sorted(s for trained, s in runs if trained and s is not None)
-    spread = f" ({'-'.join(dict.fromkeys(f'{s:.0f}' for s in (seconds[0], seconds[-1])))} s each)" if seconds else ""
-    n_trained = sum(trained for trained, _ in runs)
-    return f"{len(runs)} run{'s' * (len(runs) != 1)}: {n_trained} trained now{spread}, {len(runs) - n_trained} loaded from results/"
+def summary(runs: list[bool]) -> str:
+    """One line on a cell's runs, each True if trained now, False if loaded."""
+    n_trained = sum(runs)
+    return f"{len(runs)} run{'s' * (len(runs) != 1)}: {n_trained} trained now, {len(runs) - n_trained} loaded from results/"
 
 
 class _CellLine:
@@ -56,11 +55,11 @@ class _CellLine:
         pass
 
 
-def note_run(trained: bool, seconds: float | None = None) -> None:
+def note_run(trained: bool) -> None:
     """Count a run that `cached` trained now or loaded in the cell's line (in a Jupyter kernel only)."""
     line = _CellLine.of_this_cell()
     if line is not None:
-        line.runs.append((trained, seconds))
+        line.runs.append(trained)
         line.show()
 
 

@@ -216,6 +216,19 @@ def test_other_shapes_still_rejected_with_clear_messages(bad, msg):
         stable_logistic_loss(bad, np.zeros(3))
 
 
+def test_empty_input_is_refused_not_answered_with_zeros_or_nan():
+    for X, W in ((X0[:0], W0), (X0[:, :0], {"w_1": W0["w_1"][:0], "w_2": W0["w_2"]}),
+                 (X0, {"w_1": W0["w_1"][:, :0], "w_2": W0["w_2"][:0]})):
+        with pytest.raises(ValueError, match=r"must not be empty .*got shape \((0, \d+|\d+, 0)\)"):
+            predict(X, W)
+        with pytest.raises(ValueError, match="must not be empty"):
+            gradient(X, y0[:len(X)], W)
+    with pytest.raises(ValueError, match=r"y_hat must not be empty .*got shape \(0,\)"):
+        logistic_loss(np.zeros(0), np.zeros(0))
+    with pytest.raises(ValueError, match=r"z_2 must not be empty .*got shape \(0, 1\)"):
+        stable_logistic_loss(np.zeros(0), np.zeros((0, 1)))
+
+
 def test_length_mismatch_between_column_and_vector():
     with pytest.raises(ValueError, match="z_2 has 3 entries, y has 2"):
         stable_logistic_loss(np.zeros((2, 1)), np.zeros(3))

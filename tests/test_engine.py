@@ -324,6 +324,11 @@ def test_check_beats_prints_the_verdict_of_beats_on_validation_and_test_in_one_l
         "(one seed), gain -5.00 ≤ margin 0.10; test 95.0 (one seed) vs 90.0 (one seed), gain 5.00 > margin 0.10)",
         "claim holds: (4) CNN beats MLP on validation and test (validation 95.0 (one seed) vs 90.0 (one seed), "
         "gain 5.00 > margin 0.10; test 95.0 (one seed) vs 90.0 (one seed), gain 5.00 > margin 0.10)"]
+    assert 100 * 0.001 - 100 * 0.0 == 0.1  # a gain of exactly the margin in floating point: not beyond it
+    ev.check_beats("A", [_run(0.001, test=0.001)], "B", [_run(0.0, test=0.0)])
+    assert capsys.readouterr().out == ("CLAIM DOES NOT HOLD in this run: A beats B on validation and test (validation 0.1 "
+                                       "(one seed) vs 0.0 (one seed), gain 0.10 ≤ margin 0.10; test 0.1 (one seed) vs 0.0 "
+                                       "(one seed), gain 0.10 ≤ margin 0.10)\n")
     a2 = [_run(0.90, test=0.90), _run(0.92, test=0.92)]  # sd 1.41: the margin adds both spreads to MARGIN
     ev.check_beats("A", a2, "B", [_run(0.80, test=0.80), _run(0.81, test=0.81)])
     assert capsys.readouterr().out == ("claim holds: A beats B on validation and test (validation 91.0 ± 1.4 vs 80.5 ± 0.7, "
@@ -355,6 +360,9 @@ def test_loss_rises_needs_the_low_in_the_first_half_over_ten_percent_more_at_the
         False, "epoch 2, loss +20%, accuracy +1.00 points; epoch 1, loss +50%, accuracy -0.30 points")
     assert ev.loss_rises([_losses(3.0, 1.0, 1.5, 1.5, 1.5, acc=[0.1, 0.95, 0.95, 0.95, 0.949])]) == (
         True, "epoch 1, loss +50%, accuracy -0.10 points")
+    assert ev.loss_rises([_losses(3.0, 0.5, 0.6, 0.6, 0.6)]) == (True, "epoch 1, loss +20%, accuracy +0.00 points")  # relative
+    assert 100 * (0.0 - 0.002) == -0.2  # a fall of exactly 0.2 points in floating point is allowed ("not more than 0.2")
+    assert ev.loss_rises([_losses(3.0, 1.0, 1.5, 1.5, 1.5, acc=[0.0, 0.002, 0.0, 0.0, 0.0])])[0] is True
     assert ev.loss_rises([_losses(3.0, 1.0, 1.5, 1.5, 1.5), rises])[0] is True  # the order of the runs does not matter
     assert ev.loss_rises([_losses(3.0, 1.0, 1.05, 1.1, 1.08), rises])[0] is False
 

@@ -7,11 +7,10 @@ import pytest
 from hw3 import cache, progress
 
 
-def test_summary_counts_runs_and_gives_the_range_of_training_times():
-    assert progress.summary([(True, 12.2), (True, 26.6), (False, None)]) == "3 runs: 2 trained now (12-27 s each), 1 loaded from results/"
-    assert progress.summary([(False, None)] * 12) == "12 runs: 0 trained now, 12 loaded from results/"
-    assert progress.summary([(True, 9.0), (True, 100.2)]).startswith("2 runs: 2 trained now (9-100 s each)")  # not as text
-    assert progress.summary([(True, 40.4)]) == "1 run: 1 trained now (40 s each), 0 loaded from results/"
+def test_summary_counts_the_runs_trained_now_and_loaded():
+    assert progress.summary([True, True, False]) == "3 runs: 2 trained now, 1 loaded from results/"
+    assert progress.summary([False] * 12) == "12 runs: 0 trained now, 12 loaded from results/"
+    assert progress.summary([True]) == "1 run: 1 trained now, 0 loaded from results/"
 
 
 class _Handle:
@@ -43,11 +42,11 @@ def test_a_cell_shows_one_line_that_ends_as_the_summary_of_its_runs(kernel):
         bar = progress.progress_bar(10, f"run {run}")
         bar.update(10)
         bar.close()
-        progress.note_run(trained=True, seconds=3.0 + run)
+        progress.note_run(trained=True)
     progress.note_run(trained=False)
     assert len(lines) == 1  # one display for the whole cell
-    assert any(shown.startswith("1 run: 1 trained now (3 s each), 0 loaded from results/ · run 1: 100%") for shown in lines[0])
-    assert lines[0][-1] == "3 runs: 2 trained now (3-4 s each), 1 loaded from results/"  # the saved state: no bar
+    assert any(shown.startswith("1 run: 1 trained now, 0 loaded from results/ · run 1: 100%") for shown in lines[0])
+    assert lines[0][-1] == "3 runs: 2 trained now, 1 loaded from results/"  # the saved state: no bar
     shell.execution_count = 2  # the next cell gets a line of its own
     progress.note_run(trained=False)
     assert len(lines) == 2 and lines[1] == ["1 run: 0 trained now, 1 loaded from results/"]
@@ -61,12 +60,12 @@ def test_cached_counts_each_run_in_the_cell_line(kernel, tmp_path):
 
     cache.cached(run, results=tmp_path, width=1)
     cache.cached(run, results=tmp_path, width=1)
-    assert lines[0][-1] == "2 runs: 1 trained now (5 s each), 1 loaded from results/"
+    assert lines[0][-1] == "2 runs: 1 trained now, 1 loaded from results/"
 
 
 def test_outside_a_kernel_bars_go_to_stderr_and_nothing_is_displayed(monkeypatch, capsys):
     monkeypatch.setattr(IPython.display, "display", lambda *a, **k: pytest.fail("displayed outside a kernel"))
-    progress.note_run(trained=True, seconds=1.0)
+    progress.note_run(trained=True)
     bar = progress.progress_bar(3, "terminal")
     bar.update(3)
     bar.close()
