@@ -83,7 +83,8 @@ def selection_table(rows: list[tuple[str, list[dict], bool]], margin: float) -> 
         if best is None or kept:
             best = (mean, sd)
     return Table(["change tried on the recipe so far", "seeds", "val acc", "train acc", "kept: gain > margin"], out,
-                 "In %, mean ± standard deviation over the seeds; gain and margin in points; "
+                 "In %, mean ± standard deviation over the seeds; gain: the change in mean val acc over the recipe so far; "
+                 f"margin: the two standard deviations + {margin} (`beats`), both in points; "
                  f"{_devices([r for _, runs, _ in rows for r in runs])}, {_times([r for _, runs, _ in rows for r in runs])}.")
 
 
