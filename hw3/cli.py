@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "retrained unless --force is given.")
     run.add_argument("group", choices=[*GROUPS, "all"],
                      help="mlp: 2.2 (4 optimizers, 3 seeds); cnn: 2.3 (4 optimizers, "
-                          "2 seeds); permuted: 2.5 (MLP 3 seeds, CNN 1, SGD-Nesterov); bonus: 2.6's forward selection "
+                          "3 seeds); permuted: 2.5 (MLP and CNN, 3 seeds each, SGD-Nesterov); bonus: 2.6's forward selection "
                           "(validation only), then the final recipe over 3 seeds (tested); all: every group")
     run.add_argument("--epochs", type=_positive_int, default=20, help="epochs per run for mlp/cnn/permuted (default 20)")
     run.add_argument("--data", metavar="DIR", default=None,

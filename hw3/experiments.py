@@ -41,7 +41,7 @@ def run_experiment(model: type[nn.Module], optimizer: str, dataset: str = "plain
 # ---------------------------------------------------------------------------------------------
 # the command line's experiment groups: the notebook's runs, with the package's definitions
 
-MLP_SEEDS, CNN_SEEDS, ABLATION_SEEDS, FINAL_SEEDS = (0, 1, 2), (0, 1), (0, 1, 2), (0, 1, 2)  # as in the notebook
+MLP_SEEDS = CNN_SEEDS = ABLATION_SEEDS = FINAL_SEEDS = (0, 1, 2)  # as in the notebook
 ABLATION_EPOCHS, FINAL_EPOCHS = 3, 10
 GROUPS = ("mlp", "cnn", "permuted", "bonus")
 
@@ -62,7 +62,7 @@ def run_group(name: str, device=None, progress: bool = True, force: bool = False
                 for o in OPTIMIZERS for s in (seeds["cnn"][:1] if o == "adam_lr1" else seeds["cnn"])]
     if name == "permuted":
         return [cached(run_experiment, model=m, optimizer="nesterov", dataset="permuted", seed=s, **common, **kw)
-                for m, ss in ((MLP, seeds["mlp"]), (CNN, seeds["cnn"][:1])) for s in ss]  # CNN: one seed, as in 2.5
+                for m, ss in ((MLP, seeds["mlp"]), (CNN, seeds["cnn"])) for s in ss]
     if name == "bonus":
         epochs = common.get("epochs")  # given only for a quick preview: then both stages run that many epochs
         recipe, rows = bonus.select_recipe(seeds["ablation"], epochs or ABLATION_EPOCHS, common.get("train_subset"), **kw)

@@ -449,12 +449,13 @@ def test_groups_ask_the_cache_for_the_notebooks_runs(monkeypatch):
     monkeypatch.setattr(ex, "cached", lambda fn, **kw: calls.append((fn, kw)) or {"fn": fn.__name__, **kw})
     ex.run_group("cnn", epochs=3)
     assert [(kw["optimizer"], kw["seed"]) for _, kw in calls] == \
-        [("sgd", 0), ("sgd", 1), ("nesterov", 0), ("nesterov", 1), ("adam", 0), ("adam", 1), ("adam_lr1", 0)]
+        [("sgd", 0), ("sgd", 1), ("sgd", 2), ("nesterov", 0), ("nesterov", 1), ("nesterov", 2), ("adam", 0), ("adam", 1),
+         ("adam", 2), ("adam_lr1", 0)]
     assert all(fn is ex.run_experiment and kw["model"] is CNN and kw["epochs"] == 3 for fn, kw in calls)
     calls.clear()
     ex.run_group("permuted")
     assert [(kw["model"], kw["seed"], kw["dataset"], kw["optimizer"]) for _, kw in calls] == \
-        [(MLP, s, "permuted", "nesterov") for s in ex.MLP_SEEDS] + [(CNN, 0, "permuted", "nesterov")]
+        [(MLP, s, "permuted", "nesterov") for s in ex.MLP_SEEDS] + [(CNN, s, "permuted", "nesterov") for s in ex.CNN_SEEDS]
 
 
 def test_bonus_group_selects_then_trains_the_recipe_longer_with_test(monkeypatch):
