@@ -69,13 +69,19 @@ def lowest_loss_epoch(run: dict) -> int:
     return min(range(1, len(losses)), key=losses.__getitem__)
 
 
+def loss_rise(run: dict) -> float:
+    """How far a run's last validation loss lies above its lowest, relative (0.1: 10% higher)."""
+    losses = run["history"]["val_loss"]
+    return losses[-1] / losses[lowest_loss_epoch(run)] - 1
+
+
 def loss_rises(runs: list[dict]) -> tuple[bool, str]:
     """In every run, is the validation loss lowest in the first half of training and over 10% higher at the end, while
     the validation accuracy does not fall by more than 0.2 points from that lowest-loss epoch to the end?"""
     holds, numbers = True, []
     for r in runs:
-        e, loss, val_acc = lowest_loss_epoch(r), r["history"]["val_loss"], r["history"]["val_acc"]
-        rise, change = loss[-1] / loss[e] - 1, 100 * (val_acc[-1] - val_acc[e])
-        holds = holds and 2 * e <= len(loss) - 1 and rise > 0.1 and change >= -0.2
+        e, val_acc = lowest_loss_epoch(r), r["history"]["val_acc"]
+        rise, change = loss_rise(r), 100 * (val_acc[-1] - val_acc[e])
+        holds = holds and 2 * e <= len(r["history"]["val_loss"]) - 1 and rise > 0.1 and change >= -0.2
         numbers.append(f"epoch {e}, loss +{rise:.0%}, accuracy {change:+.2f} points")
     return holds, "; ".join(numbers)

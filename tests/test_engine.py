@@ -346,6 +346,11 @@ def test_lowest_loss_epoch_gives_the_first_epoch_of_the_lowest_validation_loss()
     assert ev.lowest_loss_epoch(_losses(3.0, 1.0, 1.0, 1.2)) == 1  # a tie: the first epoch
 
 
+def test_loss_rise_is_the_last_validation_loss_relative_to_the_lowest():
+    assert ev.loss_rise(_losses(0.1, 2.0, 1.0, 1.5)) == pytest.approx(0.5)  # [0], before training, is never the lowest
+    assert ev.loss_rise(_losses(3.0, 2.0, 1.0, 0.5)) == 0.0
+
+
 def test_loss_rises_needs_the_low_in_the_first_half_over_ten_percent_more_at_the_end_and_no_accuracy_fall():
     rises = _losses(3.0, 2.0, 1.0, 1.05, 1.2, acc=[0.1, 0.90, 0.95, 0.955, 0.96])  # low at epoch 2 of 4, +20%, +1 point
     assert ev.loss_rises([rises, _losses(3.0, 1.0, 1.5, 1.5, 1.5)]) == (

@@ -24,7 +24,7 @@ DEFINED_AT = {
     "2.2": [("models", "N_CLASSES"), ("models", "MLP"), ("train", "evaluate"), ("train", "train"), ("train", "OPTIMIZERS"),
             ("experiments", "run_experiment")]
            + [("evidence", n) for n in ("MARGIN", "accuracy", "acc", "beats", "VERDICTS", "check", "check_beats",  # the rule,
-                                        "at_chance", "drops_on_test", "lowest_loss_epoch", "loss_rises")],  # the claims' tests
+                                        "at_chance", "drops_on_test", "lowest_loss_epoch", "loss_rise", "loss_rises")],  # the claims' tests
     "2.3": [("models", "CNN")],
     "2.4": [("models", "count_parameters")],
     "2.6": [("bonus", n) for n in ("BonusCNN", "BonusConfig", "run_bonus", "CANDIDATES", "select_recipe")],
